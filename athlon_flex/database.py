@@ -1,0 +1,175 @@
+"""Where the project's PostgreSQL is, and the embedded server when none is configured.
+
+With POSTGRES_HOST set, that server is used and nothing is started. Without it, a real
+PostgreSQL 16 from the `pgserver` wheel runs with its data under ATHLON_DATA_DIR; it
+listens on a Unix socket only and keeps running after the command ends, so the next
+command (or the DAG's next task) reuses it and finds the data of the last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from athlon_flex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _ensure_runtime_dir() -> None:
+    """Give pgserver (and dbt) a private XDG runtime dir when the system has none.
+
+    Without XDG_RUNTIME_DIR (root, CI, containers) platformdirs warns on every import
+    and pgserver keeps its lock file in a shared /tmp folder.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    runtime = Path(f"/tmp/athlon-flex-runtime-{os.getuid()}")  # noqa: S108
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+_ensure_runtime_dir()
+
+
+class DatabaseError(RuntimeError):
+    """PostgreSQL could not be started or reached."""
+
+
+@dataclass(frozen=True)
+class PostgresConnection:
+    """How to reach the project's database. `host` may be a Unix socket directory."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    dbname: str
+
+    def connect_kwargs(self, dbname: str | None = None) -> dict[str, object]:
+        """Keyword arguments for psycopg2.connect; libpq takes a socket dir as host."""
+        kwargs: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": dbname or self.dbname,
+            "application_name": "athlon-flex",
+        }
+        if self.password:
+            kwargs["password"] = self.password
+        return kwargs
+
+    def dlt_credentials(self) -> dict[str, object]:
+        """Credentials in the shape dlt's postgres destination takes."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "password": self.password or "",
+            "database": self.dbname,
+        }
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables that profiles.yml reads (the same names as ours)."""
+        return {
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password or "",
+            "POSTGRES_DB": self.dbname,
+        }
+
+    def describe(self) -> str:
+        """Where we are connected, for logs; never includes the password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def _start_embedded(data_dir: Path):  # -> pgserver.PostgresServer (imported lazily)
+    """Start (or find running) the pgserver instance whose data lives under data_dir."""
+    import pgserver  # heavy-ish import; only the embedded path needs it
+
+    pgdata = data_dir / "pgdata"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # cleanup_mode=None: the server outlives this process; the next command
+        # reuses it.
+        return pgserver.get_server(pgdata, cleanup_mode=None)
+    except Exception as error:  # pgserver raises bare subprocess/assert errors
+        raise DatabaseError(
+            f"Could not start the embedded PostgreSQL in {pgdata}: {error}. "
+            f"See {pgdata / 'log'} for the server's own log."
+        ) from error
+
+
+def _ensure_database_exists(connection: PostgresConnection) -> None:
+    """CREATE DATABASE is not transactional and has no IF NOT EXISTS: check first."""
+    conn = psycopg2.connect(**connection.connect_kwargs(dbname="postgres"))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "select 1 from pg_database where datname = %s", (connection.dbname,)
+            )
+            if cursor.fetchone() is None:
+                log.info("Creating database %s", connection.dbname)
+                cursor.execute(
+                    sql.SQL("create database {}").format(
+                        sql.Identifier(connection.dbname)
+                    )
+                )
+    finally:
+        conn.close()
+
+
+def ensure_postgres(settings: Settings) -> PostgresConnection:
+    """How to reach the project's database; starts the embedded one if needed."""
+    if not settings.uses_embedded_postgres:
+        assert settings.postgres_host is not None
+        return PostgresConnection(
+            host=settings.postgres_host,
+            port=settings.postgres_port,
+            user=settings.postgres_user,
+            password=(
+                settings.postgres_password.get_secret_value()
+                if settings.postgres_password
+                else None
+            ),
+            dbname=settings.postgres_db,
+        )
+    server = _start_embedded(settings.data_dir)
+    info = server.get_postmaster_info()
+    connection = PostgresConnection(
+        host=str(info.socket_dir),
+        port=info.port or 5432,
+        user="postgres",
+        password=None,
+        dbname=settings.postgres_db,
+    )
+    _ensure_database_exists(connection)
+    log.debug("Embedded PostgreSQL ready at %s", connection.describe())
+    return connection
+
+
+@contextmanager
+def connect(connection: PostgresConnection) -> Iterator[psycopg2.extensions.connection]:
+    """A psycopg2 connection that commits on success, rolls back on error, closes."""
+    try:
+        conn = psycopg2.connect(**connection.connect_kwargs())
+    except psycopg2.OperationalError as error:
+        raise DatabaseError(
+            f"Cannot connect to PostgreSQL at {connection.describe()}: "
+            f"{str(error).strip()}"
+        ) from error
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()

@@ -1,0 +1,9 @@
+"""The one error type every stage raises for a failure a user can act on.
+
+The CLI prints its message (no traceback) and exits non-zero; Airflow marks the task
+failed with the same message. Anything else escaping a stage is a bug.
+"""
+
+
+class StageError(RuntimeError):
+    """A stage failed; the message says what failed and what to do about it."""

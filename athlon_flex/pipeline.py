@@ -1,0 +1,89 @@
+"""One full cycle: load, then transform, then notify; the same stages the DAG chains.
+
+Two cycles must never write at once (two cron jobs, a user's manual run next to the
+scheduler): a cycle holds a PostgreSQL advisory lock for its whole length. A second
+cycle that finds the lock taken refuses at once, having changed nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from athlon_flex.database import PostgresConnection, connect, ensure_postgres
+from athlon_flex.errors import StageError
+from athlon_flex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Arbitrary but fixed: the key every athlon-flex process agrees on ("ATHLON" in hex).
+PIPELINE_LOCK_KEY = 0x415448_4C4F4E
+
+
+class PipelineBusyError(StageError):
+    """Another cycle holds the pipeline lock."""
+
+
+@contextmanager
+def pipeline_lock(connection: PostgresConnection) -> Iterator[None]:
+    """Hold the pipeline's advisory lock, or raise PipelineBusyError immediately.
+
+    The lock lives on its own connection, so it is released even if the process is
+    killed: PostgreSQL drops session locks when the connection goes away.
+    """
+    with connect(connection) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("select pg_try_advisory_lock(%s)", (PIPELINE_LOCK_KEY,))
+            (acquired,) = cursor.fetchone()
+            if not acquired:
+                cursor.execute(
+                    "select pid, backend_start from pg_stat_activity "
+                    "join pg_locks using (pid) where locktype = 'advisory' "
+                    "and objid = %s",
+                    (PIPELINE_LOCK_KEY & 0xFFFFFFFF,),
+                )
+                holder = cursor.fetchone()
+                who = f" (PostgreSQL backend pid {holder[0]})" if holder else ""
+                raise PipelineBusyError(
+                    f"Another athlon-flex cycle is running{who}; this one did "
+                    "nothing. Try again when it has finished."
+                )
+            try:
+                yield
+            finally:
+                cursor.execute("select pg_advisory_unlock(%s)", (PIPELINE_LOCK_KEY,))
+
+
+@dataclass
+class CycleSummary:
+    """What each stage of one cycle reported."""
+
+    load: Any
+    transform: Any
+    notify: Any
+
+
+def run_cycle(
+    settings: Settings, *, allow_shrink: bool = False, baseline: bool | None = None
+) -> CycleSummary:
+    """Load, transform, notify; the first failure (a StageError) stops the cycle."""
+    # Imported here so `athlon-flex --help` and the DAG's parse stay light.
+    from athlon_flex.transform import build
+    from loader.pipeline import load
+    from notifier.stage import notify
+
+    connection = ensure_postgres(settings)
+    with pipeline_lock(connection):
+        log.info("Cycle: load")
+        load_summary = load(settings, allow_shrink=allow_shrink)
+        log.info("Cycle: transform (dbt build)")
+        build_summary = build(settings)
+        log.info("Cycle: notify")
+        notify_summary = notify(settings, baseline=baseline)
+    return CycleSummary(
+        load=load_summary, transform=build_summary, notify=notify_summary
+    )
