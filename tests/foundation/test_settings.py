@@ -146,3 +146,13 @@ def test_dotenv_file_in_the_working_directory_is_read(
     (tmp_path / ".env").write_text("POSTGRES_DB=from_dotenv\n")
     monkeypatch.chdir(tmp_path)
     assert load_settings().postgres_db == "from_dotenv"
+
+
+def test_readme_configuration_table_names_every_setting() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [
+        name.upper()
+        for name in Settings.model_fields
+        if f"`{name.upper()}`" not in readme
+    ]
+    assert missing == []
