@@ -206,6 +206,33 @@ def demo(
 
 
 @app.command()
+def bench(
+    clusters: Annotated[int, typer.Option(min=1)] = 100,
+    vehicles_per_cluster: Annotated[int, typer.Option(min=1)] = 10,
+    latency_ms: Annotated[int, typer.Option(min=0)] = 50,
+    cycles: Annotated[int, typer.Option(min=1, help="first, steady, churn, ...")] = 3,
+    report: Annotated[
+        Path | None, typer.Option(help="Append the figures as Markdown here.")
+    ] = None,
+) -> None:
+    """Measure full cycles against the simulated API (own database, dropped first)."""
+    settings = _settings()
+    from athlon_flex.bench import run_bench, write_report
+
+    result = run_bench(
+        settings,
+        clusters=clusters,
+        vehicles_per_cluster=vehicles_per_cluster,
+        latency_ms=latency_ms,
+        cycles=cycles,
+        echo=typer.echo,
+    )
+    typer.echo(result.table())
+    if report:
+        write_report(result, report)
+
+
+@app.command()
 def docs(
     port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8081,
     generate_only: Annotated[

@@ -158,6 +158,22 @@ def ensure_postgres(settings: Settings) -> PostgresConnection:
     return connection
 
 
+def recreate_database(connection: PostgresConnection) -> None:
+    """Drop and create the connection's database: for the demo's and bench's own."""
+    admin = psycopg2.connect(**connection.connect_kwargs(dbname="postgres"))
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("drop database if exists {} with (force)").format(
+                    sql.Identifier(connection.dbname)
+                )
+            )
+    finally:
+        admin.close()
+    _ensure_database_exists(connection)
+
+
 @contextmanager
 def connect(connection: PostgresConnection) -> Iterator[psycopg2.extensions.connection]:
     """A psycopg2 connection that commits on success, rolls back on error, closes."""

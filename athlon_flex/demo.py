@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 
-from psycopg2 import sql
-
-from athlon_flex.database import connect, ensure_postgres
+from athlon_flex.database import connect, ensure_postgres, recreate_database
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,16 +37,7 @@ def _fresh_demo_settings(settings: Settings, api_url: str) -> Settings:
             "notify_baseline": False,
         }
     )
-    connection = ensure_postgres(demo)
-    with connect(replace(connection, dbname="postgres")) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(
-                sql.SQL("drop database if exists {} with (force)").format(
-                    sql.Identifier(DEMO_DATABASE)
-                )
-            )
-    ensure_postgres(demo)  # recreates the now empty database
+    recreate_database(ensure_postgres(demo))
     return demo
 
 
