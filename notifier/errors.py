@@ -1,0 +1,22 @@
+"""The notify stage's error type."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from athlon_flex.errors import StageError
+
+if TYPE_CHECKING:
+    from notifier.stage import NotifySummary
+
+
+class NotifyError(StageError):
+    """Notifying failed; the message says for whom and what was (not) recorded.
+
+    `summary` carries what did succeed when some recipients were served before the
+    failure (None when nothing was attempted).
+    """
+
+    def __init__(self, message: str, *, summary: NotifySummary | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary

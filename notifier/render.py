@@ -1,0 +1,186 @@
+"""Turn a recipient's new windows into the email: subject, HTML and plain text.
+
+Grouped per cluster (make + model) with its picture and showroom link, one table row
+per vehicle. Strings from the API are untrusted: the HTML template autoescapes, and a
+link is only a link when it is http(s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+TEMPLATES = Path(__file__).parent / "templates"
+IMAGE_WIDTH_PLACEHOLDER = "[#width#]"
+MISSING = "-"
+# Reserved URL characters plus "%" (already-encoded input stays as it is).
+URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+
+
+@dataclass(frozen=True)
+class VehicleLine:
+    """One row of a cluster's table, every value ready to print."""
+
+    label: str
+    fiscal_value: str
+    monthly_price: str
+    contribution: str
+    net_cost: str
+    available_since: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A make and model with its picture, showroom page and new vehicles."""
+
+    make: str
+    model: str
+    image_url: str | None
+    url: str | None
+    vehicles: tuple[VehicleLine, ...]
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """What goes into the message."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def euro(value: Any) -> str:
+    """Dutch style: `€ 1.010,00`; `-` when unknown."""
+    if value is None:
+        return MISSING
+    amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    english = f"{amount:,.2f}"  # 1,010.00
+    dutch = english.replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"€ {dutch}"
+
+
+def local_time(value: datetime | None, timezone: str) -> str:
+    """`03-05-2025 14:10` in the recipient's time zone."""
+    if value is None:
+        return MISSING
+    return value.astimezone(ZoneInfo(timezone)).strftime("%d-%m-%Y %H:%M")
+
+
+def safe_url(value: Any) -> str | None:
+    """The URL if it is http(s), else None (no javascript: links from the API).
+
+    Spaces and other characters a URL may not hold (`/showroom/Tesla/Model 3`) are
+    percent-encoded, so the link survives plain-text mail clients too.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    url = quote(value.strip(), safe=URL_SAFE)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+def image_url(value: Any, width: int) -> str | None:
+    """The API's image URI with its `[#width#]` placeholder filled in."""
+    url = safe_url(value)
+    return url.replace(IMAGE_WIDTH_PLACEHOLDER, str(width)) if url else None
+
+
+def vehicle_label(row: Mapping[str, Any]) -> str:
+    """`Long Range AWD 2024, AB-123-C`: type, model year, licence plate."""
+    name = " ".join(str(part) for part in (row["type"], row["model_year"]) if part)
+    plate = row.get("license_plate")
+    return f"{name}, {plate}" if plate else name
+
+
+def subject_for(count: int) -> str:
+    """`Athlon Flex: 3 new vehicles` (singular for one)."""
+    noun = "vehicle" if count == 1 else "vehicles"
+    return f"Athlon Flex: {count} new {noun}"
+
+
+def group_clusters(
+    rows: Iterable[Mapping[str, Any]], *, image_width: int, timezone: str
+) -> list[Cluster]:
+    """Rows grouped by (make, model), clusters alphabetical, vehicles cheapest first."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault((row["make"], row["model"]), []).append(row)
+    clusters = []
+    for (make, model), members in sorted(grouped.items()):
+        members.sort(
+            key=lambda r: (
+                r["price_per_month_in_euro"] is None,
+                Decimal(str(r["price_per_month_in_euro"] or 0)),
+                str(r.get("license_plate") or ""),
+                str(r["vehicle_id"]),
+            )
+        )
+        image = next(
+            (url for r in members if (url := image_url(r["image_uri"], image_width))),
+            None,
+        )
+        link = next(
+            (url for r in members if (url := safe_url(r["cluster_showroom_uri"]))),
+            None,
+        )
+        lines = tuple(
+            VehicleLine(
+                label=vehicle_label(r),
+                fiscal_value=euro(r["fiscal_value_in_euro"]),
+                monthly_price=euro(r["price_per_month_in_euro"]),
+                contribution=euro(r["contribution_in_euro"]),
+                net_cost=euro(r["net_cost_per_month_in_euro"]),
+                available_since=local_time(r["available_since"], timezone),
+                url=safe_url(r["showroom_uri"]),
+            )
+            for r in members
+        )
+        clusters.append(Cluster(make, model, image, link, lines))
+    return clusters
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        # HTML escaped, plain text left as is (it is never rendered as markup).
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html",), default_for_string=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_email(
+    rows: Iterable[Mapping[str, Any]], *, image_width: int, timezone: str
+) -> RenderedEmail:
+    """The email for these windows (all for one recipient)."""
+    clusters = group_clusters(rows, image_width=image_width, timezone=timezone)
+    count = sum(len(cluster.vehicles) for cluster in clusters)
+    context = {
+        "subject": subject_for(count),
+        "count": count,
+        "clusters": clusters,
+        "image_width": image_width,
+        "timezone": timezone,
+    }
+    environment = _environment()
+    return RenderedEmail(
+        subject=context["subject"],
+        html=environment.get_template("new_vehicles.html").render(context),
+        text=environment.get_template("new_vehicles.txt").render(context),
+    )

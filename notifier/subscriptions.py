@@ -1,0 +1,186 @@
+"""Who gets told about what, and when: the subscriptions file and EMAIL_TO.
+
+The file (NOTIFY_SUBSCRIPTIONS_FILE, see examples/subscriptions.yml) lists recipients,
+each with a cadence and filters. Without it, every EMAIL_TO address is an instant
+recipient without filters. Everything is validated before anything is sent: a bad
+entry stops the run with a message naming the recipient and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from athlon_flex.settings import Settings
+from notifier.errors import NotifyError
+from notifier.filters import FilterSet
+
+Cadence = Literal["instant", "daily"]
+CADENCES: tuple[Cadence, ...] = ("instant", "daily")
+
+
+def _as_alternatives(value: Any) -> Any:
+    """`filters:` may be one mapping or a list of them (any of which may match)."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [value]
+    return value
+
+
+class Subscription(BaseModel):
+    """One recipient: an email address, when to send, and what they want."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str
+    cadence: Cadence = "instant"
+    # Only for cadence `daily`; default NOTIFY_DAILY_TIME in NOTIFY_TIMEZONE.
+    daily_time: time | None = None
+    timezone: str | None = None
+    filters: tuple[FilterSet, ...] = ()
+
+    _filters_as_list = field_validator("filters", mode="before")(_as_alternatives)
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_an_address(cls, value: str) -> str:
+        value = value.strip()
+        local, at, domain = value.partition("@")
+        if not (local and at and "." in domain) or any(c in value for c in " ,;<>"):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @field_validator("daily_time", mode="before")
+    @classmethod
+    def _time_is_text(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 7:30 as the number 450 (base 60).
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError('write the time as quoted text, e.g. "07:30"')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def digest_time(self, settings: Settings) -> tuple[time, str]:
+        """(local time, time zone) of this recipient's daily digest."""
+        return (
+            self.daily_time or settings.notify_daily_time,
+            self.timezone or settings.notify_timezone,
+        )
+
+
+class SubscriptionsFile(BaseModel):
+    """The whole file: a non-empty list of recipients, each address once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recipients: list[Subscription] = Field(min_length=1)
+
+    @field_validator("recipients")
+    @classmethod
+    def _each_address_once(cls, value: list[Subscription]) -> list[Subscription]:
+        seen: set[str] = set()
+        for subscription in value:
+            key = subscription.email.lower()
+            if key in seen:
+                raise ValueError(f"{subscription.email!r} is listed twice")
+            seen.add(key)
+        return value
+
+
+def _entry_name(raw: Any, loc: Sequence[int | str]) -> str:
+    """`recipient #2 (bob@example.nl)` for a loc like ('recipients', 1, ...)."""
+    if len(loc) >= 2 and loc[0] == "recipients" and isinstance(loc[1], int):
+        index = loc[1]
+        address = ""
+        try:
+            entry = raw["recipients"][index]
+            if isinstance(entry, Mapping) and entry.get("email"):
+                address = f" ({entry['email']})"
+        except (KeyError, IndexError, TypeError):
+            pass
+        rest = ".".join(str(part) for part in loc[2:])
+        return f"recipient #{index + 1}{address}" + (f", {rest}" if rest else "")
+    return ".".join(str(part) for part in loc) or "file"
+
+
+def _describe(
+    error: ValidationError, name: Callable[[Sequence[int | str]], str]
+) -> str:
+    """Pydantic's errors as `where: what`, joined; `name` turns a loc into `where`."""
+    return "; ".join(
+        f"{name(item['loc'])}: {item['msg'].removeprefix('Value error, ')}"
+        for item in error.errors()
+    )
+
+
+def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
+    """Read and validate the subscriptions file; NotifyError names what is wrong."""
+    nothing_sent = "nothing was sent or recorded"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise NotifyError(
+            f"Cannot read subscriptions file {path}: {error.strerror or error}; "
+            f"{nothing_sent}. Fix NOTIFY_SUBSCRIPTIONS_FILE."
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise NotifyError(
+            f"Subscriptions file {path} is not valid YAML ({error}); {nothing_sent}."
+        ) from None
+    try:
+        parsed = SubscriptionsFile.model_validate(raw)
+    except ValidationError as error:
+        raise NotifyError(
+            f"Subscriptions file {path} is invalid: "
+            f"{_describe(error, lambda loc: _entry_name(raw, loc))}; "
+            f"{nothing_sent}."
+        ) from None
+    return tuple(parsed.recipients)
+
+
+def configured_subscriptions(settings: Settings) -> tuple[Subscription, ...]:
+    """The subscriptions file's recipients, or EMAIL_TO's as instant, unfiltered."""
+    if settings.notify_subscriptions_file is not None:
+        return load_subscriptions(settings.notify_subscriptions_file)
+    return tuple(Subscription(email=address) for address in settings.email_to)
+
+
+def parse_extra_filters(
+    extra_filters: Sequence[Mapping[str, Any]] | None,
+) -> tuple[FilterSet, ...]:
+    """The run's ad-hoc filter sets (any may match), applied on top of everyone's."""
+    if not extra_filters:
+        return ()
+    if isinstance(extra_filters, Mapping):  # one set given without the list
+        extra_filters = [extra_filters]
+    filters = []
+    for index, item in enumerate(extra_filters):
+        try:
+            filters.append(FilterSet.model_validate(item))
+        except ValidationError as error:
+            where = f"extra_filters[{index}]"
+            messages = _describe(
+                error, lambda loc, where=where: ".".join([where, *map(str, loc)])
+            )
+            raise NotifyError(
+                f"extra_filters is invalid: {messages}; nothing was sent or recorded."
+            ) from None
+    return tuple(filters)

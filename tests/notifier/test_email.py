@@ -1,0 +1,229 @@
+"""What arrives in the inbox: recipients, subject, clusters, vehicles, escaping."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from notifier.stage import notify
+from tests.notifier.conftest import EARLIER, window
+from tests.notifier.html_email import parse_email_html
+
+SENDER = "notifier@example.org"
+# The test server has no certificate, so AUTH runs over plain SMTP there.
+NO_TLS_IN_TESTS = pytest.mark.filterwarnings(
+    "ignore:Requiring AUTH while not requiring TLS"
+)
+
+
+def _local(moment) -> str:
+    return moment.astimezone(ZoneInfo("Europe/Amsterdam")).strftime("%d-%m-%Y %H:%M")
+
+
+def test_email_groups_new_vehicles_by_cluster_with_their_key_numbers(
+    email_settings, smtp_server, add_windows, notifications
+):
+    add_windows(
+        [
+            window("v1"),
+            window(
+                "v2",
+                price_per_month_in_euro=Decimal("599.99"),
+                fiscal_value_in_euro=Decimal("1010"),
+                license_plate="AB-123-C",
+            ),
+            window(
+                "v3",
+                make="BYD",
+                model="Seal",
+                type="Design",
+                model_year=2023,
+                license_plate="X-999-Y",
+                contribution_in_euro=None,
+                net_cost_per_month_in_euro=Decimal("1234567.891"),
+            ),
+        ]
+    )
+    settings = email_settings(email_to=["anna@example.nl"])
+
+    summary = notify(settings)
+
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("anna@example.nl",)]
+    received = smtp_server.messages[0]
+    assert received.mail_from == SENDER
+    assert received.message["From"] == SENDER
+    assert received.message["To"] == "anna@example.nl"
+    assert received.subject == "Athlon Flex: 3 new vehicles"
+    clusters, scripts = parse_email_html(received.html)
+    assert scripts == 0
+    assert [c.name for c in clusters] == ["BYD Seal", "Tesla Model 3"]
+    byd, tesla = clusters
+    assert byd.image == "https://img.example.com/v3?w=300"
+    assert byd.link == "https://flex.athlon.com/app/showroom/BYD/Seal"
+    since = _local(EARLIER)
+    assert byd.rows == [
+        [
+            "Design 2023, X-999-Y",
+            "€ 45.000,00",
+            "€ 650,00",
+            "-",
+            "€ 1.234.567,89",
+            since,
+            "View",
+        ]
+    ]
+    assert byd.vehicle_links == ["https://flex.athlon.com/app/showroom/BYD/Seal/v3"]
+    # Cheapest first within a cluster.
+    assert tesla.rows == [
+        [
+            "Long Range AWD 2024, AB-123-C",
+            "€ 1.010,00",
+            "€ 599,99",
+            "€ 100,00",
+            "€ 420,50",
+            since,
+            "View",
+        ],
+        [
+            "Long Range AWD 2024, PL-v1",
+            "€ 45.000,00",
+            "€ 650,00",
+            "€ 100,00",
+            "€ 420,50",
+            since,
+            "View",
+        ],
+    ]
+    assert tesla.vehicle_links == [
+        "https://flex.athlon.com/app/showroom/Tesla/Model%203/v2",
+        "https://flex.athlon.com/app/showroom/Tesla/Model%203/v1",
+    ]
+    text = received.text
+    assert "BYD Seal" in text
+    assert "- Long Range AWD 2024, AB-123-C" in text
+    assert (
+        "fiscal value € 1.010,00, monthly price € 599,99, contribution € 100,00, "
+        "net cost € 420,50" in text
+    )
+    assert f"available since {since}" in text
+    assert "https://flex.athlon.com/app/showroom/Tesla/Model%203/v2" in text
+    assert "<" not in text  # the plain part is text, not markup
+    assert [(v, r) for v, _, r in notifications()] == [
+        ("v1", "anna@example.nl"),
+        ("v2", "anna@example.nl"),
+        ("v3", "anna@example.nl"),
+    ]
+    line = summary.for_recipient("anna@example.nl")
+    assert (line.emails_sent, line.vehicles, line.recorded) == (1, 3, 3)
+
+
+def test_subject_is_singular_for_one_vehicle_and_image_width_is_configurable(
+    email_settings, smtp_server, add_windows
+):
+    add_windows([window("v1")])
+    notify(email_settings(email_to=["anna@example.nl"], notify_image_width=640))
+
+    (received,) = smtp_server.messages
+    assert received.subject == "Athlon Flex: 1 new vehicle"
+    (cluster,), _ = parse_email_html(received.html)
+    assert cluster.image == "https://img.example.com/v1?w=640"
+
+
+def test_each_email_to_address_gets_its_own_email_and_record(
+    email_settings, smtp_server, add_windows, notifications
+):
+    add_windows([window("v1"), window("v2")])
+    settings = email_settings(email_to=["anna@example.nl", "bob@example.nl"])
+
+    summary = notify(settings)
+
+    assert sorted(m.rcpt_tos for m in smtp_server.messages) == [
+        ("anna@example.nl",),
+        ("bob@example.nl",),
+    ]
+    assert all(m.subject == "Athlon Flex: 2 new vehicles" for m in smtp_server.messages)
+    assert [(v, r) for v, _, r in notifications()] == [
+        ("v1", "anna@example.nl"),
+        ("v2", "anna@example.nl"),
+        ("v1", "bob@example.nl"),
+        ("v2", "bob@example.nl"),
+    ]
+    assert (summary.emails_sent, summary.vehicles, summary.recorded) == (2, 4, 4)
+
+
+def test_untrusted_api_text_arrives_escaped_and_bad_links_are_dropped(
+    email_settings, smtp_server, add_windows
+):
+    add_windows(
+        [
+            window(
+                "v1",
+                model="<script>alert('x')</script>",
+                type='Sport" onmouseover="steal()',
+                showroom_uri="javascript:alert(1)",
+                cluster_showroom_uri="https://flex.athlon.com/a?b=1&c=<2>",
+            )
+        ]
+    )
+    notify(email_settings(email_to=["anna@example.nl"]))
+
+    (received,) = smtp_server.messages
+    html = received.html
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert 'onmouseover="steal()' not in html
+    assert "javascript:" not in html
+    (cluster,), scripts = parse_email_html(html)
+    assert scripts == 0
+    assert cluster.name == "Tesla <script>alert('x')</script>"
+    assert cluster.link == "https://flex.athlon.com/a?b=1&c=%3C2%3E"
+    assert cluster.vehicle_links == []  # the javascript: link is not rendered
+    assert cluster.rows[0][0] == 'Sport" onmouseover="steal() 2024, PL-v1'
+
+
+@NO_TLS_IN_TESTS
+def test_smtp_login_works_and_no_secret_reaches_the_log(
+    email_settings, smtp_server, add_windows, caplog
+):
+    add_windows([window("v1")])
+    secret = "app-pass-NEVER-LOG-1234"
+    settings = email_settings(
+        email_to=["anna@example.nl"], smtp_user="mailer", smtp_password=secret
+    )
+    smtp_server.require_login("mailer", secret)
+    caplog.set_level(logging.DEBUG)
+
+    summary = notify(settings)
+
+    assert summary.emails_sent == 1
+    assert smtp_server.logins == ["mailer"]
+    assert secret not in caplog.text
+    assert secret not in str(summary)
+
+
+@NO_TLS_IN_TESTS
+def test_wrong_smtp_password_fails_without_logging_it(
+    email_settings, smtp_server, add_windows, notifications, caplog
+):
+    from notifier.errors import NotifyError
+
+    add_windows([window("v1")])
+    wrong = "wrong-secret-5678"
+    settings = email_settings(
+        email_to=["anna@example.nl"], smtp_user="mailer", smtp_password=wrong
+    )
+    smtp_server.require_login("mailer", "the-right-one")
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(NotifyError) as raised:
+        notify(settings)
+
+    assert "anna@example.nl" in str(raised.value)
+    assert "535" in str(raised.value)
+    assert wrong not in caplog.text
+    assert wrong not in str(raised.value)
+    assert smtp_server.messages == []
+    assert notifications() == []

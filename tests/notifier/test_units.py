@@ -1,0 +1,159 @@
+"""The small pure parts: money and time formats, digest slots, transports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from athlon_flex.settings import Settings
+from notifier.mailer import email_enabled, transport_from_settings
+from notifier.render import euro, local_time, safe_url, subject_for
+from notifier.schedule import due_daily_digest, last_digest_slot
+
+
+def _settings(**values) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (Decimal("1010"), "€ 1.010,00"),
+        (0, "€ 0,00"),
+        (599.99, "€ 599,99"),
+        (Decimal("1234567.895"), "€ 1.234.567,90"),
+        (-5, "€ -5,00"),
+        (None, "-"),
+    ],
+)
+def test_euro_amounts_are_dutch_style(amount, shown):
+    assert euro(amount) == shown
+
+
+@pytest.mark.parametrize(
+    ("count", "subject"),
+    [
+        (1, "Athlon Flex: 1 new vehicle"),
+        (3, "Athlon Flex: 3 new vehicles"),
+    ],
+)
+def test_subject_counts_vehicles(count, subject):
+    assert subject_for(count) == subject
+
+
+def test_available_since_is_shown_in_amsterdam_time_across_dst():
+    winter = datetime(2025, 1, 15, 12, 5, tzinfo=UTC)
+    summer = datetime(2025, 7, 15, 12, 5, tzinfo=UTC)
+    assert local_time(winter, "Europe/Amsterdam") == "15-01-2025 13:05"
+    assert local_time(summer, "Europe/Amsterdam") == "15-07-2025 14:05"
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        (
+            "https://flex.athlon.com/app/showroom/Kia/EV 6/1",
+            "https://flex.athlon.com/app/showroom/Kia/EV%206/1",
+        ),
+        ("javascript:alert(1)", None),
+        ("data:text/html,<b>x</b>", None),
+        ("//evil.example/x", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_only_http_links_are_rendered(url, safe):
+    assert safe_url(url) == safe
+
+
+def test_digest_slot_is_today_once_passed_else_yesterday_in_local_time():
+    at_0730 = time(7, 30)
+    # 2025-03-30 is the spring DST switch in Amsterdam (UTC+1 → UTC+2 at 02:00).
+    before = datetime(2025, 3, 30, 5, 0, tzinfo=UTC)  # 07:00 local
+    after = datetime(2025, 3, 30, 5, 45, tzinfo=UTC)  # 07:45 local
+    assert last_digest_slot(at_0730, "Europe/Amsterdam", before) == datetime(
+        2025, 3, 29, 6, 30, tzinfo=UTC
+    )
+    assert last_digest_slot(at_0730, "Europe/Amsterdam", after) == datetime(
+        2025, 3, 30, 5, 30, tzinfo=UTC
+    )
+
+
+def test_daily_digest_is_due_only_in_the_interval_holding_a_digest_time(
+    tmp_path: Path,
+):
+    path = tmp_path / "subscriptions.yml"
+    path.write_text(
+        "recipients:\n"
+        "  - email: anna@example.nl\n"
+        "  - email: bob@example.nl\n"
+        "    cadence: daily\n"
+        '    daily_time: "07:30"\n'
+        "  - email: carla@example.nl\n"
+        "    cadence: daily\n",  # NOTIFY_DAILY_TIME
+        encoding="utf-8",
+    )
+    settings = _settings(notify_subscriptions_file=path, notify_daily_time=time(18, 0))
+    june = datetime(2025, 6, 2, tzinfo=UTC)  # Amsterdam is UTC+2
+
+    assert due_daily_digest(settings, june.replace(hour=5, minute=35))
+    assert not due_daily_digest(settings, june.replace(hour=5, minute=45))
+    assert due_daily_digest(settings, june.replace(hour=16, minute=0))
+    assert due_daily_digest(
+        settings,
+        june.replace(hour=9),
+        since=june.replace(hour=5),  # a long interval still holds 07:30
+    )
+    assert not due_daily_digest(_settings(email_to=["anna@example.nl"]), june)
+
+
+def test_gmail_is_the_transport_with_an_app_password_and_no_smtp_host():
+    settings = _settings(
+        email_from="me@gmail.com",
+        email_to=["anna@example.nl"],
+        google_app_password="abcd efgh ijkl mnop",
+    )
+    transport = transport_from_settings(settings)
+    assert transport is not None
+    assert (transport.host, transport.port, transport.security, transport.user) == (
+        "smtp.gmail.com",
+        465,
+        "ssl",
+        "me@gmail.com",
+    )
+    assert "abcd" not in transport.describe()
+    assert "abcd" not in repr(transport)
+
+
+def test_any_smtp_server_with_its_own_user_and_default_port():
+    settings = _settings(
+        email_from="alerts@example.org",
+        email_to=["anna@example.nl"],
+        smtp_host="mail.example.org",
+        smtp_security="starttls",
+        smtp_user="apikey",
+        smtp_password="s3cret",
+    )
+    transport = transport_from_settings(settings)
+    assert transport is not None
+    assert (transport.host, transport.port, transport.security, transport.user) == (
+        "mail.example.org",
+        587,
+        "starttls",
+        "apikey",
+    )
+    assert transport.describe() == "mail.example.org:587 (starttls as apikey)"
+
+
+def test_email_is_enabled_by_a_subscriptions_file_without_email_to(tmp_path):
+    transport = {"email_from": "a@example.org", "smtp_host": "localhost"}
+    assert not email_enabled(_settings())
+    assert not email_enabled(_settings(**transport))
+    assert email_enabled(_settings(**transport, email_to=["b@example.org"]))
+    assert email_enabled(
+        _settings(**transport, notify_subscriptions_file=tmp_path / "s.yml")
+    )
+    assert not email_enabled(_settings(notify_subscriptions_file=tmp_path / "s.yml"))
