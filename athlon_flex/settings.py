@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     athlon_max_concurrency: int = Field(default=8, ge=1, le=64)
     athlon_http_timeout_seconds: float = Field(default=30.0, gt=0)
     athlon_http_max_retries: int = Field(default=5, ge=0, le=20)
+    # First retry waits about this long (then doubling, with jitter); tests use ~0.
+    athlon_http_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     athlon_max_shrink_percent: float = Field(default=50.0, ge=0, le=100)
     athlon_details_refresh_hours: float = Field(default=24.0, ge=0)
 
