@@ -1,0 +1,411 @@
+"""Stage `transform`: run the dbt project (repo root) in this process with dbtRunner.
+
+`build` runs `dbt build`: seeds, staging, the SCD2 snapshots, intermediate models
+and marts, and every data test, in dependency order. A failing data test stops
+everything downstream of it, so a corrupt load never reaches the snapshots.
+`run_unit_tests` runs the `unit_tests:` (CI and tests; not every ten minutes).
+`check_source_freshness` is separate because `dbt build` does not check freshness;
+the DAG calls it right before `build`. `generate_docs` / `serve_docs` give the
+docs site.
+
+dbt's compiled files and full debug log go under ATHLON_DATA_DIR/dbt (the repo stays
+clean); its console output is off and its events go to `logging` instead (logger
+`athlon_flex.transform.dbt`: one INFO line per finished node, warnings, errors).
+dbt reads its connection from environment variables (profiles.yml); they are set
+only while dbt runs, and invocations are serialised, because dbt keeps global state
+and is not safe to run twice at once in one process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from athlon_flex.database import connect, ensure_postgres
+from athlon_flex.errors import StageError
+from athlon_flex.settings import Settings
+
+log = logging.getLogger(__name__)
+dbt_log = logging.getLogger(f"{__name__}.dbt")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# What dbt parses: a change to any of these invalidates its saved parse.
+_PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
+_PROJECT_FOLDERS = ("models", "snapshots", "macros", "seeds", "data-tests", "analyses")
+RAW_TABLES = ("raw.vehicle_clusters", "raw.vehicles", "raw.vehicles__options")
+
+_DBT_LOCK = threading.Lock()
+
+# dbt events shown at INFO: one line per finished node, the run's summary and the
+# failures. Everything else dbt says at INFO (start lines, concurrency, ...) is DEBUG
+# here, so a build logs about one line per node, not three.
+_INFO_EVENTS = frozenset(
+    {
+        "LogModelResult",
+        "LogSnapshotResult",
+        "LogSeedResult",
+        "LogTestResult",
+        "LogNodeResult",
+        "LogFreshnessResult",
+        "StatsLine",
+        "FinishedRunningStats",
+        "EndOfRunSummary",
+        "RunResultError",
+        "RunResultFailure",
+        "RunResultWarning",
+        "SkippingDetails",
+    }
+)
+
+_PASSED = frozenset({"success", "pass"})
+_FAILED = frozenset({"error", "fail", "runtime error"})
+
+
+class TransformError(StageError):
+    """dbt could not build the project, or a data test failed."""
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What one `dbt build` did (unit tests count as tests)."""
+
+    models_passed: int
+    models_failed: int
+    snapshots_passed: int
+    snapshots_failed: int
+    tests_passed: int
+    tests_failed: int
+    tests_warned: int
+    skipped: int
+    seconds: float
+    command: str = "dbt build"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.command}: {self.snapshots_passed} snapshots, {self.models_passed} "
+            f"models, {self.tests_passed} tests passed ({self.tests_warned} warned, "
+            f"{self.models_failed + self.snapshots_failed + self.tests_failed} "
+            f"failed, {self.skipped} skipped) in {self.seconds:.1f}s"
+        )
+
+
+def build(settings: Settings, *, full_refresh: bool = False) -> BuildSummary:
+    """Run `dbt build` (without unit tests); raise TransformError naming failures.
+
+    Unit tests check the SQL logic, not the data, so they stay out of the build that
+    runs every ten minutes (dbt's advice); `run_unit_tests` runs them (CI, tests).
+    `full_refresh` rebuilds the incremental marts from the whole history (after a
+    change to their logic); snapshots are never rebuilt, they are the history.
+    """
+    _require_raw_tables(settings)
+    command = ["build", "--exclude-resource-type", "unit_test"]
+    if full_refresh:
+        command.append("--full-refresh")
+    summary = _run_nodes(settings, command, "dbt build")
+    log.info("%s", summary)
+    return summary
+
+
+def run_unit_tests(settings: Settings) -> BuildSummary:
+    """Run the project's `unit_tests:` (`dbt test --select test_type:unit`).
+
+    dbt reads the column types of a unit test's inputs from the database, so the
+    project must have been built there once (an empty raw load is enough).
+    """
+    summary = _run_nodes(
+        settings, ["test", "--select", "test_type:unit"], "dbt unit tests"
+    )
+    log.info("%s", summary)
+    return summary
+
+
+def check_source_freshness(settings: Settings) -> None:
+    """Check that the last load is recent: warn after 30 min, raise after 2 h.
+
+    `dbt build` does not check freshness; the DAG runs this right before it.
+    """
+    _require_raw_tables(settings)
+    result = _invoke(settings, ["source", "freshness"])
+    stale: list[str] = []
+    for node_result in _node_results(result, "dbt source freshness"):
+        if _kind(node_result.node.resource_type) != "source":
+            continue  # the project hooks run too
+        name = f"{node_result.node.source_name}.{node_result.node.name}"
+        status = str(node_result.status)
+        loaded_at = getattr(node_result, "max_loaded_at", None)
+        age = getattr(node_result, "age", None)
+        if loaded_at is None or age is None or loaded_at.year < 2000:
+            age_text = "no rows: never loaded"  # dbt reports year 1 for an empty table
+        else:
+            age_text = (
+                f"last loaded {loaded_at:%Y-%m-%d %H:%M} UTC, {age / 60:.0f} min ago"
+            )
+        if status == "warn":
+            log.warning("Source %s is getting stale: %s", name, age_text)
+        elif status in _FAILED:
+            message = getattr(node_result, "message", None) or age_text
+            stale.append(f"{name} ({message})")
+    if stale:
+        raise TransformError(
+            "Source data is too old (last load more than 2 hours ago) or unreadable: "
+            + ", ".join(stale)
+            + ". Check that the load stage runs and succeeds; nothing was changed."
+        )
+    if not result.success:
+        raise TransformError(
+            "dbt source freshness failed without a result; see the dbt log under "
+            f"{_dbt_dir(settings) / 'logs'}. Nothing was changed."
+        )
+
+
+def generate_docs(settings: Settings, output_dir: Path | None = None) -> Path:
+    """Generate the dbt docs site (a single static index.html); return its folder."""
+    result = _invoke(settings, ["docs", "generate", "--static"])
+    if not result.success:
+        raise TransformError(
+            f"dbt docs generate failed: {result.exception or 'see the dbt log'}"
+        )
+    target = _dbt_dir(settings) / "target"
+    site = (output_dir or _dbt_dir(settings) / "docs").expanduser().resolve()
+    site.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target / "static_index.html", site / "index.html")
+    for artifact in ("manifest.json", "catalog.json"):
+        shutil.copyfile(target / artifact, site / artifact)
+    log.info("dbt docs site written to %s", site / "index.html")
+    return site
+
+
+def docs_server(site: Path, port: int = 8080) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the docs site on 127.0.0.1 (port 0: any free port).
+
+    The caller runs `serve_forever()` and closes it; serve_docs does both.
+    """
+    folder = Path(site)
+    if not (folder / "index.html").exists():
+        raise TransformError(f"No docs site in {folder}: run generate_docs first.")
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(folder)
+    )
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def serve_docs(site: Path | Settings, port: int = 8080) -> None:
+    """Serve the docs site on http://127.0.0.1:<port>/ until interrupted.
+
+    `site` is the folder generate_docs returned, or Settings (then the default
+    folder, generated first when missing).
+    """
+    if isinstance(site, Settings):
+        folder = _dbt_dir(site) / "docs"
+        if not (folder / "index.html").exists():
+            folder = generate_docs(site)
+    else:
+        folder = Path(site)
+    with docs_server(folder, port) as server:
+        log.info("Serving dbt docs on http://127.0.0.1:%s/", server.server_port)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            log.info("Docs server stopped")
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _dbt_dir(settings: Settings) -> Path:
+    return settings.data_dir / "dbt"
+
+
+def _require_raw_tables(settings: Settings) -> None:
+    """The loader creates `raw`; without it dbt would fail on its first view."""
+    connection = ensure_postgres(settings)
+    with connect(connection) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "select table_schema || '.' || table_name from information_schema.tables"
+            " where table_schema = 'raw'"
+        )
+        present = {row[0] for row in cursor.fetchall()}
+    missing = [table for table in RAW_TABLES if table not in present]
+    if missing:
+        raise TransformError(
+            f"{', '.join(missing)} missing in {connection.describe()}: the load stage "
+            "creates the raw tables, run it first (athlon-flex load). Nothing was "
+            "built or changed."
+        )
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _forward_event(event: Any) -> None:
+    """dbt's events → our logging (dbt's own console output is switched off)."""
+    info = event.info
+    if info.level == "error":
+        level = logging.ERROR
+    elif info.level == "warn":
+        level = logging.WARNING
+    elif info.level == "info" and info.name in _INFO_EVENTS:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
+    if dbt_log.isEnabledFor(level) and info.msg.strip():
+        dbt_log.log(level, "%s", info.msg.strip())
+
+
+def _invoke(settings: Settings, command: list[str]) -> Any:
+    """Run one dbt command against the project's database; return dbtRunnerResult."""
+    from dbt.cli.main import dbtRunner  # heavy import: only when dbt really runs
+
+    connection = ensure_postgres(settings)
+    dbt_dir = _dbt_dir(settings)
+    args = [
+        *command,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR),
+        "--target-path",
+        str(dbt_dir / "target"),
+        "--log-path",
+        str(dbt_dir / "logs"),
+        "--log-level",
+        "none",
+        "--log-level-file",
+        "debug",
+        "--no-use-colors",
+        "--no-send-anonymous-usage-stats",
+    ]
+    # PGTZ: every session dbt opens reads and renders timestamps in UTC.
+    env = {**connection.dbt_env(), "PGTZ": "UTC"}
+    log.debug("dbt %s on %s", " ".join(command), connection.describe())
+    with _DBT_LOCK, _environment(env):
+        fingerprint = _reuse_parse_only_if_unchanged(dbt_dir / "target")
+        result = dbtRunner(callbacks=[_forward_event]).invoke(args)
+        if result.exception is None:
+            (dbt_dir / "target" / _FINGERPRINT_FILE).write_text(fingerprint)
+        return result
+
+
+_FINGERPRINT_FILE = "athlon_project_fingerprint.txt"
+
+
+def _reuse_parse_only_if_unchanged(target: Path) -> str:
+    """Drop dbt's saved parse when a project file changed since it was written.
+
+    dbt's partial parsing does not re-parse YAML-defined snapshots correctly
+    (dbt-core issue #10903: after an edit a build failed with "depends on a node
+    named 'snap_vehicle_clusters' which was not found"). The saved parse is reused
+    only when nothing changed (every ten-minute run in production), which is safe
+    and saves seconds; any edit costs one full parse. Returns the fingerprint.
+    """
+    digest = hashlib.sha256()
+    paths = [PROJECT_DIR / name for name in _PROJECT_FILES]
+    for folder in _PROJECT_FOLDERS:
+        paths.extend(p for p in (PROJECT_DIR / folder).rglob("*") if p.is_file())
+    for path in sorted(paths):
+        if path.exists():
+            digest.update(str(path.relative_to(PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    fingerprint = digest.hexdigest()
+    stored = target / _FINGERPRINT_FILE
+    if not stored.exists() or stored.read_text() != fingerprint:
+        (target / "partial_parse.msgpack").unlink(missing_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    return fingerprint
+
+
+def _run_nodes(settings: Settings, command: list[str], what: str) -> BuildSummary:
+    """Run a dbt command that builds or tests nodes; count outcomes; raise on any
+    failure, naming each failed node."""
+    started = time.perf_counter()
+    result = _invoke(settings, command)
+    seconds = time.perf_counter() - started
+
+    counts: Counter[tuple[str, str]] = Counter()
+    failures: list[str] = []
+    for node_result in _node_results(result, what):
+        status = str(node_result.status)
+        if status in _PASSED:
+            outcome = "passed"
+        elif status in _FAILED:
+            outcome = "failed"
+        elif status == "warn":
+            outcome = "warned"
+        elif status == "skipped":
+            outcome = "skipped"
+        else:
+            continue  # exposures are a no-op
+        counts[_kind(node_result.node.resource_type), outcome] += 1
+        if outcome == "failed":
+            failures.append(_describe_failure(node_result))
+        elif outcome == "warned":
+            log.warning("dbt warning: %s", _describe_failure(node_result))
+
+    summary = BuildSummary(
+        models_passed=counts["model", "passed"],
+        models_failed=counts["model", "failed"],
+        snapshots_passed=counts["snapshot", "passed"],
+        snapshots_failed=counts["snapshot", "failed"],
+        tests_passed=counts["test", "passed"],
+        tests_failed=counts["test", "failed"],
+        tests_warned=counts["test", "warned"],
+        skipped=sum(n for (_, outcome), n in counts.items() if outcome == "skipped"),
+        seconds=round(seconds, 2),
+        command=what,
+    )
+    if failures or not result.success:
+        raise TransformError(
+            f"{what} failed: {len(failures)} node(s) failed: "
+            + "; ".join(failures or ["(see the dbt log)"])
+            + f". {summary.skipped} node(s) downstream were skipped and keep their "
+            "previous contents; raw data and the snapshots' earlier history are "
+            "unchanged. Fix the data or the model and run transform again."
+        )
+    return summary
+
+
+def _node_results(result: Any, what: str) -> list[Any]:
+    """The per-node results, or TransformError when dbt did not get that far."""
+    if result.exception is not None:
+        raise TransformError(
+            f"{what} could not run: {result.exception}. Nothing was changed."
+        ) from result.exception
+    return list(getattr(result.result, "results", None) or [])
+
+
+def _kind(resource_type: Any) -> str:
+    value = str(getattr(resource_type, "value", resource_type))
+    return "test" if value in ("test", "unit_test") else value
+
+
+def _describe_failure(node_result: Any) -> str:
+    """One line: `source_unique_athlon_vehicles_id (test): Got 1 result, ...`."""
+    node = node_result.node
+    kind = str(getattr(node.resource_type, "value", node.resource_type))
+    message = (node_result.message or str(node_result.status)).strip()
+    first_line = message.splitlines()[0] if message else ""
+    return f"{node.name} ({kind}): {first_line}"

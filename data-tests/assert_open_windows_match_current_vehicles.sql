@@ -1,0 +1,37 @@
+-- The incremental mart and the snapshot must agree on what is in the showroom: a
+-- vehicle has an open availability window exactly when it has a current snapshot
+-- row. Fails with each vehicle where they disagree (and on which side).
+with
+
+vehicle_availability as (
+    select * from {{ ref('vehicle_availability') }}
+),
+
+vehicle_versions as (
+    select * from {{ ref('snap_vehicles') }}
+),
+
+open_windows as (
+    select vehicle_id
+    from vehicle_availability
+    where is_available
+),
+
+current_versions as (
+    select vehicle_id
+    from vehicle_versions
+    where dbt_valid_to is null
+),
+
+final as (
+    select
+        coalesce(open_windows.vehicle_id, current_versions.vehicle_id) as vehicle_id,
+        open_windows.vehicle_id is not null as has_open_window,
+        current_versions.vehicle_id is not null as has_current_version
+    from open_windows
+    full outer join current_versions
+        on open_windows.vehicle_id = current_versions.vehicle_id
+    where open_windows.vehicle_id is null or current_versions.vehicle_id is null
+)
+
+select * from final
