@@ -1,11 +1,10 @@
-"""Arrange the notifier's input: the contract objects, built with plain SQL.
+"""Arrange the notifier's input in the objects the real `dbt build` created.
 
-STAND-IN: until the dbt project builds them, `contract_objects` creates
-notifier.notifications and notifier.recipients (DDL as in docs/architecture.md), a
-marts.vehicle_availability *table* and a marts.vehicles_to_notify view implementing
-the contract (recipient x open window not yet notified). Replace it with the
-dbt-built objects once they exist; the tests only insert rows into
-marts.vehicle_availability and read notifier.*.
+Every test's database is a clone of one built by dbt on empty raw tables (fixture
+`dbt_built_template`): marts.vehicle_availability (dbt's incremental table),
+marts.vehicles_to_notify (dbt's view), notifier.notifications and notifier.recipients
+(dbt's on-run-start). Tests insert windows straight into the mart, which is what a
+build would have written, and read notifier.*.
 """
 
 from __future__ import annotations
@@ -21,72 +20,6 @@ import pytest
 import yaml
 
 from athlon_flex.settings import Settings
-
-CONTRACT_DDL = """
-create schema if not exists notifier;
-
-create table if not exists notifier.notifications (
-    vehicle_id text not null,
-    available_since timestamptz not null,
-    recipient text not null,
-    notified_at timestamptz not null default now(),
-    primary key (vehicle_id, available_since, recipient)
-);
-
-create table if not exists notifier.recipients (
-    recipient text primary key,
-    registered_at timestamptz not null default now()
-);
-
-create schema if not exists marts;
-
-create table marts.vehicle_availability (
-    availability_id text primary key,
-    vehicle_id text not null,
-    make text,
-    model text,
-    type text,
-    model_year integer,
-    color text,
-    official_color text,
-    body_type text,
-    fuel_type text,
-    is_electric boolean,
-    range_in_km integer,
-    transmission_type text,
-    license_plate text,
-    emission numeric,
-    registered_mileage numeric,
-    fiscal_value_in_euro numeric,
-    price_per_month_in_euro numeric,
-    contribution_in_euro numeric,
-    net_cost_per_month_in_euro numeric,
-    showroom_uri text,
-    image_uri text,
-    cluster_showroom_uri text,
-    available_since timestamptz not null,
-    available_until timestamptz,
-    is_available boolean not null,
-    unique (vehicle_id, available_since)
-);
-
-create view marts.vehicles_to_notify as
-select
-    recipients.recipient,
-    availability.*
-from notifier.recipients as recipients
-cross join marts.vehicle_availability as availability
-where
-    availability.available_until is null
-    and not exists (
-        select 1
-        from notifier.notifications as notifications
-        where
-            notifications.vehicle_id = availability.vehicle_id
-            and notifications.available_since = availability.available_since
-            and notifications.recipient = recipients.recipient
-    );
-"""
 
 COLUMNS = (
     "availability_id",
@@ -161,10 +94,17 @@ def window(vehicle_id: str, **values: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
+def database_template(dbt_built_template: str) -> str:
+    """Each notifier test starts from a database dbt has built (see module doc)."""
+    return dbt_built_template
+
+
+@pytest.fixture
 def contract_objects(db: psycopg2.extensions.connection) -> None:
-    """The objects the notifier reads and writes (stand-in for dbt's, see above)."""
+    """The dbt-built objects the notifier reads and writes exist in `db`."""
     with db.cursor() as cursor:
-        cursor.execute(CONTRACT_DDL)
+        cursor.execute("select to_regclass('marts.vehicles_to_notify')")
+        assert cursor.fetchone()[0] == "marts.vehicles_to_notify"
 
 
 @pytest.fixture

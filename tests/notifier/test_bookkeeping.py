@@ -246,6 +246,7 @@ def test_recipients_table_follows_the_configuration(
     assert recipients() == ["console"]
 
 
+@pytest.mark.parametrize("database_template", [None])  # an empty database
 def test_missing_marts_ask_for_transform_first(email_settings, smtp_server, db):
     with pytest.raises(NotifyError, match="run `athlon-flex transform` first"):
         notify(email_settings(email_to=[ANNA]))

@@ -1,4 +1,4 @@
-"""Real PostgreSQL for the tests: one embedded server per session, one database per test.
+"""Real PostgreSQL for tests: one embedded server per session, a database per test.
 
 A fresh database per test keeps tests independent without paying a server start each
 time (CREATE DATABASE from the template takes milliseconds).
@@ -34,37 +34,87 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresConn
     server.cleanup()
 
 
-def _create_database(server: PostgresConnection) -> str:
+def _create_database(server: PostgresConnection, template: str | None = None) -> str:
     name = f"test_{uuid.uuid4().hex[:12]}"
     conn = psycopg2.connect(**server.connect_kwargs())
     conn.autocommit = True
     with conn.cursor() as cursor:
-        cursor.execute(f'create database "{name}"')
+        if template:
+            cursor.execute(f'create database "{name}" template "{template}"')
+        else:
+            cursor.execute(f'create database "{name}"')
+    conn.close()
+    return name
+
+
+def _settings_for(
+    server: PostgresConnection, dbname: str, data_dir: Path, **overrides: object
+) -> Settings:
+    values: dict[str, object] = {
+        "postgres_host": server.host,
+        "postgres_port": server.port,
+        "postgres_user": server.user,
+        "postgres_db": dbname,
+        "athlon_data_dir": data_dir,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def dbt_built_template(
+    pg_server: PostgresConnection, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A database where the real `dbt build` ran once on empty raw tables.
+
+    Tests that need the dbt-built objects (marts, notifier tables, the to-notify
+    view) clone it in milliseconds instead of paying a build each.
+    """
+    from athlon_flex.transform import build
+    from tests.support.raw_tables import create_raw_tables
+
+    name = _create_database(pg_server)
+    settings = _settings_for(pg_server, name, tmp_path_factory.mktemp("dbt-template"))
+    conn = psycopg2.connect(**pg_server.connect_kwargs(dbname=name))
+    create_raw_tables(conn)
+    conn.close()
+    build(settings)
+    # CREATE DATABASE ... TEMPLATE needs the template to have no sessions.
+    conn = psycopg2.connect(**pg_server.connect_kwargs())
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = %s and pid <> pg_backend_pid()",
+            (name,),
+        )
     conn.close()
     return name
 
 
 @pytest.fixture
+def database_template() -> str | None:
+    """What each test's fresh database is cloned from: nothing by default.
+
+    A test folder whose tests need dbt's objects overrides this fixture to return
+    `dbt_built_template`.
+    """
+    return None
+
+
+@pytest.fixture
 def make_settings(
-    pg_server: PostgresConnection, tmp_path: Path
+    pg_server: PostgresConnection, tmp_path: Path, database_template: str | None
 ) -> Callable[..., Settings]:
-    """Build Settings for a fresh, empty database of this test (no .env is read).
+    """Build Settings for a fresh database of this test (no .env is read).
 
     Keyword arguments are settings fields (`athlon_api_url=..., email_to=[...]`).
     Every call with the same test shares that test's database.
     """
-    dbname = _create_database(pg_server)
+    dbname = _create_database(pg_server, template=database_template)
 
     def build(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "postgres_host": pg_server.host,
-            "postgres_port": pg_server.port,
-            "postgres_user": pg_server.user,
-            "postgres_db": dbname,
-            "athlon_data_dir": tmp_path / "athlon",
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return _settings_for(pg_server, dbname, tmp_path / "athlon", **overrides)
 
     return build
 
