@@ -133,9 +133,15 @@ class Settings(BaseSettings):
 
     @property
     def email_configured(self) -> bool:
-        """Email goes out only when there is someone to send to and a way to send."""
+        """Email goes out when there is a sender, a way to send and someone to send to.
+
+        The recipients are EMAIL_TO or, when set, the subscriptions file's own.
+        """
         has_transport = bool(self.smtp_host) or bool(self.google_app_password)
-        return bool(self.email_from and self.email_to and has_transport)
+        has_recipients = (
+            bool(self.email_to) or self.notify_subscriptions_file is not None
+        )
+        return bool(self.email_from) and has_transport and has_recipients
 
     @property
     def data_dir(self) -> Path:

@@ -76,20 +76,6 @@ def transport_from_settings(settings: Settings) -> SmtpTransport | None:
     return None
 
 
-def email_enabled(settings: Settings) -> bool:
-    """Email goes out when there is a transport and someone to send to.
-
-    Settings.email_configured asks for EMAIL_TO; a subscriptions file names its
-    recipients itself, so a transport plus that file is enough too.
-    """
-    if settings.email_configured:
-        return True
-    return (
-        settings.notify_subscriptions_file is not None
-        and transport_from_settings(settings) is not None
-    )
-
-
 def compose(email: RenderedEmail, *, sender: str, recipient: str) -> EmailMessage:
     """A multipart/alternative message: our plain text first, our HTML preferred."""
     message = EmailMessage()

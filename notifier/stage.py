@@ -38,7 +38,6 @@ from notifier.mailer import (
     Mailer,
     MailError,
     compose,
-    email_enabled,
     transport_from_settings,
 )
 from notifier.render import euro, local_time, render_email, vehicle_label
@@ -172,7 +171,7 @@ def _describe_vehicle(row: Mapping[str, Any], timezone: str) -> str:
 def _targets(settings: Settings) -> list[_Target]:
     """Email recipients when email is configured, else the console alone."""
     subscriptions = configured_subscriptions(settings)  # validates the file
-    if email_enabled(settings):
+    if settings.email_configured:
         return [_Target(s.email, "email", s) for s in subscriptions]
     if subscriptions:
         log.warning(
@@ -319,7 +318,7 @@ def _serve(
         email = render_email(
             chosen, image_width=settings.notify_image_width, timezone=timezone
         )
-        assert mailer is not None  # email_enabled implies a transport
+        assert mailer is not None  # email_configured implies a transport
         message = compose(email, sender=mailer.transport.sender, recipient=recipient)
         try:
             mailer.send(message, recipient)

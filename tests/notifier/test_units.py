@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from athlon_flex.settings import Settings
-from notifier.mailer import email_enabled, transport_from_settings
+from notifier.mailer import transport_from_settings
 from notifier.render import euro, local_time, safe_url, subject_for
 from notifier.schedule import due_daily_digest, last_digest_slot
 
@@ -150,10 +150,10 @@ def test_any_smtp_server_with_its_own_user_and_default_port():
 
 def test_email_is_enabled_by_a_subscriptions_file_without_email_to(tmp_path):
     transport = {"email_from": "a@example.org", "smtp_host": "localhost"}
-    assert not email_enabled(_settings())
-    assert not email_enabled(_settings(**transport))
-    assert email_enabled(_settings(**transport, email_to=["b@example.org"]))
-    assert email_enabled(
-        _settings(**transport, notify_subscriptions_file=tmp_path / "s.yml")
-    )
-    assert not email_enabled(_settings(notify_subscriptions_file=tmp_path / "s.yml"))
+    assert not _settings().email_configured
+    assert not _settings(**transport).email_configured
+    assert _settings(**transport, email_to=["b@example.org"]).email_configured
+    assert _settings(
+        **transport, notify_subscriptions_file=tmp_path / "s.yml"
+    ).email_configured
+    assert not _settings(notify_subscriptions_file=tmp_path / "s.yml").email_configured
