@@ -68,14 +68,23 @@ class PostgresConnection:
         return kwargs
 
     def dlt_credentials(self) -> dict[str, object]:
-        """Credentials in the shape dlt's postgres destination takes."""
-        return {
+        """Credentials in the shape dlt's postgres destination takes.
+
+        dlt renders credentials as a URL, where a socket directory such as /tmp/x is
+        lost as a host; libpq takes `?host=/tmp/x` instead and lets it win over the
+        placeholder host.
+        """
+        credentials: dict[str, object] = {
             "host": self.host,
             "port": self.port,
             "username": self.user,
             "password": self.password or "",
             "database": self.dbname,
         }
+        if self.host.startswith("/"):
+            credentials["host"] = "localhost"
+            credentials["query"] = {"host": self.host}
+        return credentials
 
     def dbt_env(self) -> dict[str, str]:
         """Environment variables that profiles.yml reads (the same names as ours)."""

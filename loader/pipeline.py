@@ -1,0 +1,247 @@
+"""The load stage: fetch and check the whole showroom, then let dlt replace `raw`.
+
+Steps of `load()`:
+1. Read the current `raw` snapshot (vehicle count for the shrink check, rows whose
+   details can be reused), in a thread while the first API requests run.
+2. Fetch everything from the API into validated rows (`loader.showroom`).
+3. Refuse implausible pictures: an empty showroom (unless `allow_shrink`), a shrink
+   of more than ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (unless
+   `allow_shrink`), vehicles without a single option between them (the API lists
+   every option of every car, included or not).
+4. Hand the rows to dlt in a fresh temporary pipeline directory (no stale package can
+   be replayed, no state is restored from the destination) and load with `replace` +
+   `insert-from-staging`, as CSV through COPY.
+Any failure in 1-3 raises `LoadError` before dlt runs; `raw` is untouched. A failure
+inside dlt's load leaves each table as it was too, since each is swapped from
+`raw_staging` in one transaction at the very end (vehicles together with options;
+clusters in their own transaction).
+
+`allow_shrink=True` accepts a real large drop, including an empty showroom: then the
+three tables are emptied together in one statement (dlt would leave an empty child
+table's old rows in place, since it only replaces tables that receive rows).
+
+Timing: `LoadSummary.seconds` is the wall time of `load()` itself. `extracted_at` is
+the run's start (UTC), the same on every row of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dlt
+import psycopg2
+from dlt.pipeline.exceptions import PipelineStepFailed
+from psycopg2 import sql
+
+from athlon_flex.database import (
+    DatabaseError,
+    PostgresConnection,
+    connect,
+    ensure_postgres,
+)
+from athlon_flex.errors import StageError
+from athlon_flex.settings import Settings
+from loader.http import ApiError
+from loader.previous import read_previous
+from loader.settings import (
+    CLUSTERS_TABLE,
+    DATASET_NAME,
+    OPTIONS_TABLE,
+    PIPELINE_NAME,
+    VEHICLES_TABLE,
+)
+from loader.shapes import ShapeError
+from loader.showroom import Showroom, fetch_showroom
+from loader.source import athlon_showroom
+
+log = logging.getLogger(__name__)
+
+UNCHANGED = "raw tables left unchanged"
+
+
+class LoadError(StageError):
+    """The load failed; the message says what, and that `raw` was left unchanged."""
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What one load landed and what it cost."""
+
+    rows: dict[str, int]
+    requests: int
+    retries: int
+    seconds: float
+    details_fetched: int
+    details_reused: int
+    max_in_flight: int
+    anonymous_fallbacks: int
+    extracted_at: datetime
+
+    def __str__(self) -> str:
+        return (
+            f"loaded {self.rows[CLUSTERS_TABLE]} clusters, "
+            f"{self.rows[VEHICLES_TABLE]} vehicles, {self.rows[OPTIONS_TABLE]} options "
+            f"in {self.seconds:.1f} s; {self.requests} requests ({self.retries} "
+            f"retries, at most {self.max_in_flight} in flight); details fetched "
+            f"{self.details_fetched}, reused {self.details_reused}"
+        )
+
+
+def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
+    """Replace `raw` with the showroom as the API shows it now, or raise LoadError."""
+    started = time.perf_counter()
+    extracted_at = datetime.now(UTC)
+    try:
+        connection = ensure_postgres(settings)
+        showroom = asyncio.run(_fetch(settings, connection, extracted_at))
+    except (ApiError, ShapeError) as error:
+        raise LoadError(f"{error}; {UNCHANGED}") from error
+    except (DatabaseError, psycopg2.Error) as error:
+        raise LoadError(
+            f"Could not read the current raw tables: {error}; {UNCHANGED}"
+        ) from error
+    baseline = showroom.previous_vehicle_count
+    if showroom.unknown_fields:
+        log.info(
+            "API fields not loaded (not in loader.shapes): %s",
+            ", ".join(sorted(showroom.unknown_fields)),
+        )
+    _check_plausible(showroom, baseline, settings, allow_shrink=allow_shrink)
+
+    if showroom.vehicles:
+        _write(showroom, connection)
+    else:
+        _empty_raw(connection)
+
+    stats = showroom.stats
+    summary = LoadSummary(
+        rows={
+            CLUSTERS_TABLE: len(showroom.clusters),
+            VEHICLES_TABLE: len(showroom.vehicles),
+            OPTIONS_TABLE: showroom.option_count,
+        },
+        requests=stats.requests,
+        retries=stats.retries,
+        seconds=round(time.perf_counter() - started, 3),
+        details_fetched=showroom.details_fetched,
+        details_reused=showroom.details_reused,
+        max_in_flight=stats.max_in_flight,
+        anonymous_fallbacks=showroom.anonymous_fallbacks,
+        extracted_at=extracted_at,
+    )
+    log.info("Load: %s", summary)
+    return summary
+
+
+async def _fetch(
+    settings: Settings, connection: PostgresConnection, extracted_at: datetime
+) -> Showroom:
+    """Fetch the showroom while a thread reads the current raw snapshot."""
+    previous = asyncio.ensure_future(asyncio.to_thread(read_previous, connection))
+    try:
+        return await fetch_showroom(settings, previous, extracted_at)
+    finally:
+        # After a failed fetch the read may still run (a thread cannot be cancelled):
+        # wait for it, and take its outcome so asyncio has nothing left to report.
+        await asyncio.wait([previous])
+        if not previous.cancelled():
+            previous.exception()
+
+
+def _check_plausible(
+    showroom: Showroom, baseline: int, settings: Settings, *, allow_shrink: bool
+) -> None:
+    """Refuse a picture that is more likely an API fault than the real showroom.
+
+    `baseline` is the number of vehicles in `raw.vehicles` before this run.
+    """
+    count = len(showroom.vehicles)
+    if count == 0:
+        if allow_shrink:
+            log.warning("The showroom is empty; emptying raw (allow_shrink)")
+            return
+        raise LoadError(
+            f"Athlon API showed an empty showroom ({len(showroom.clusters)} clusters, "
+            f"0 vehicles; raw.vehicles has {baseline}); {UNCHANGED}. If the showroom "
+            "really is empty, load again with allow_shrink (--allow-shrink)."
+        )
+    if showroom.option_count == 0:
+        raise LoadError(
+            f"Athlon API answered no options for any of the {count} vehicles; "
+            f"{UNCHANGED}"
+        )
+    if baseline == 0 or count >= baseline:
+        return
+    shrink = 100 * (baseline - count) / baseline
+    if shrink <= settings.athlon_max_shrink_percent:
+        return
+    if allow_shrink:
+        log.warning(
+            "Showroom shrank from %d to %d vehicles (%.0f%%): allowed",
+            baseline,
+            count,
+            shrink,
+        )
+        return
+    raise LoadError(
+        f"The showroom shrank from {baseline} to {count} vehicles ({shrink:.0f}%, more "
+        f"than ATHLON_MAX_SHRINK_PERCENT={settings.athlon_max_shrink_percent:g}); "
+        f"{UNCHANGED}. If the drop is real, load again with allow_shrink "
+        "(--allow-shrink)."
+    )
+
+
+def _write(showroom: Showroom, connection: PostgresConnection) -> None:
+    """Run dlt over the rows in a throw-away working directory."""
+    with tempfile.TemporaryDirectory(prefix="athlon-dlt-") as workdir:
+        pipeline = dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            pipelines_dir=workdir,
+            destination=dlt.destinations.postgres(
+                credentials=connection.dlt_credentials(),
+                replace_strategy="insert-from-staging",
+            ),
+            dataset_name=DATASET_NAME,
+        )
+        # Nothing of a previous run may come back: no state or schema from `raw`.
+        pipeline.config.restore_from_destination = False
+        try:
+            # CSV + COPY is ~2x faster than dlt's INSERT batches for ~20k option rows.
+            # dlt's COPY reads "" as NULL in nullable columns; shapes makes that a
+            # no-op (required columns are NOT NULL, optional "" is already None).
+            pipeline.run(
+                athlon_showroom(showroom.clusters, showroom.vehicles),
+                loader_file_format="csv",
+            )
+        except PipelineStepFailed as error:
+            raise LoadError(
+                f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
+            ) from error
+
+
+def _empty_raw(connection: PostgresConnection) -> None:
+    """Empty the three tables in one statement (allow_shrink and no vehicles)."""
+    tables = (CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE)
+    with connect(connection) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = %s and table_name = any(%s)",
+            (DATASET_NAME, list(tables)),
+        )
+        existing = [name for (name,) in cursor.fetchall()]
+        if existing:
+            cursor.execute(
+                sql.SQL("truncate {}").format(
+                    sql.SQL(", ").join(
+                        sql.Identifier(DATASET_NAME, name) for name in existing
+                    )
+                )
+            )
+
+
+__all__ = ["LoadError", "LoadSummary", "load"]
