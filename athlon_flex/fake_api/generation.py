@@ -15,6 +15,7 @@ import re
 import struct
 import unicodedata
 import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 
 from athlon_flex.fake_api.reference_data import (
@@ -97,6 +98,18 @@ OPTION_IDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Body styles and editions that turn a known model into another cluster.
+MODEL_VARIANT_SUFFIXES = (
+    "Touring",
+    "Sportback",
+    "Cross",
+    "Plus",
+    "GT",
+    "Sport",
+    "Edition",
+)
+
+
 class VehicleFactory:
     """Makes new vehicles from one seeded random stream; plates and ids never repeat.
 
@@ -115,14 +128,28 @@ class VehicleFactory:
         return self._rng
 
     def pick_models(self, count: int) -> list[ModelSpec]:
-        """`count` different makes+models (clusters) in a seeded order."""
-        if count > len(MODELS):
+        """`count` different makes+models (clusters) in a seeded order.
+
+        Past the known models (benchmarks ask for 1,000 clusters), body-style
+        variants of them ("Golf Touring", "Golf Sportback", ...) make more clusters,
+        as the real showroom lists "3 Serie" and "3 Serie Touring" apart.
+        """
+        known = self._rng.sample(MODELS, min(count, len(MODELS)))
+        known_keys = {spec.key for spec in MODELS}
+        variants = [
+            variant
+            for suffix in MODEL_VARIANT_SUFFIXES
+            for spec in MODELS
+            if (variant := replace(spec, model=f"{spec.model} {suffix}")).key
+            not in known_keys
+        ]
+        needed = count - len(known)
+        if needed > len(variants):
             raise ValueError(
-                f"The simulated showroom knows {len(MODELS)} makes and models; "
-                f"asked for {count} clusters. Use fewer clusters and more vehicles "
-                "per cluster."
+                f"The simulated showroom can make {len(MODELS) + len(variants)} "
+                f"clusters; asked for {count}. Use more vehicles per cluster."
             )
-        return self._rng.sample(MODELS, count)
+        return known + variants[:needed]
 
     def find_model(self, make: str | None, model: str | None) -> ModelSpec:
         """The model spec for make/model; unknown combinations get a plausible spec.

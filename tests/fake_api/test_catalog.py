@@ -115,9 +115,11 @@ def test_catalog_has_the_requested_size(big_catalog: Catalog) -> None:
     assert Catalog.generate(clusters=0, vehicles_per_cluster=5).vehicles == []
 
 
-def test_more_clusters_than_known_models_is_refused() -> None:
-    with pytest.raises(ValueError, match="makes and models"):
-        Catalog.generate(clusters=len(MODELS) + 1, vehicles_per_cluster=1)
+def test_more_clusters_than_models_and_variants_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r"can make 1[0-9]{3} clusters; asked for 5000"
+    ):
+        Catalog.generate(clusters=5000, vehicles_per_cluster=1)
 
 
 def test_ids_are_unique_guids_and_plates_unique_dutch_sidecodes(
@@ -312,3 +314,11 @@ def test_unknown_vehicles_cannot_be_changed(fake_api: FakeShowroom) -> None:
         fake_api.catalog.return_vehicle(missing)
     with pytest.raises(ValueError):
         fake_api.catalog.remove_fraction(1.5)
+
+
+def test_a_thousand_clusters_are_a_thousand_distinct_makes_and_models() -> None:
+    """Benchmarks ask for more clusters than known models: variants fill the rest."""
+    catalog = Catalog.generate(clusters=1000, vehicles_per_cluster=1, seed=3)
+    keys = {(c["make"], c["model"]) for c in catalog.clusters_json()}
+    assert len(keys) == 1000
+    assert len(catalog.vehicles) == 1000
