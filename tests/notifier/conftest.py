@@ -20,35 +20,10 @@ import pytest
 import yaml
 
 from athlon_flex.settings import Settings
+from notifier.contract import VEHICLE_ATTRIBUTES
 
-COLUMNS = (
-    "availability_id",
-    "vehicle_id",
-    "make",
-    "model",
-    "type",
-    "model_year",
-    "color",
-    "official_color",
-    "body_type",
-    "fuel_type",
-    "is_electric",
-    "range_in_km",
-    "transmission_type",
-    "license_plate",
-    "emission",
-    "registered_mileage",
-    "fiscal_value_in_euro",
-    "price_per_month_in_euro",
-    "contribution_in_euro",
-    "net_cost_per_month_in_euro",
-    "showroom_uri",
-    "image_uri",
-    "cluster_showroom_uri",
-    "available_since",
-    "available_until",
-    "is_available",
-)
+# The mart's columns, as the notifier's contract names them.
+COLUMNS = VEHICLE_ATTRIBUTES
 
 # A fixed moment an hour ago: windows open before every test's notify run.
 EARLIER = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
