@@ -65,6 +65,19 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(code=2) from None
 
 
+def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
+    """The stage under the pipeline lock, so it never writes next to a running cycle."""
+
+    def run() -> T:
+        from athlon_flex.database import ensure_postgres
+        from athlon_flex.pipeline import pipeline_lock
+
+        with pipeline_lock(ensure_postgres(settings)):
+            return stage()
+
+    return run
+
+
 def _run_stage(stage: Callable[[], T]) -> T:
     """Run a stage; a StageError becomes its message on stderr and exit code 1."""
     try:
@@ -103,7 +116,9 @@ def load(allow_shrink: AllowShrink = False) -> None:
     settings = _settings()
     from loader.pipeline import load as load_stage
 
-    summary = _run_stage(lambda: load_stage(settings, allow_shrink=allow_shrink))
+    summary = _run_stage(
+        _locked(settings, lambda: load_stage(settings, allow_shrink=allow_shrink))
+    )
     typer.echo(str(summary))
 
 
@@ -113,7 +128,7 @@ def transform() -> None:
     settings = _settings()
     from athlon_flex.transform import build
 
-    summary = _run_stage(lambda: build(settings))
+    summary = _run_stage(_locked(settings, lambda: build(settings)))
     typer.echo(str(summary))
 
 
@@ -133,7 +148,10 @@ def notify(
         typer.echo("error: --cadence must be `instant` or `daily`", err=True)
         raise typer.Exit(code=2)
     summary = _run_stage(
-        lambda: notify_stage(settings, baseline=baseline, cadence=cadence)
+        _locked(
+            settings,
+            lambda: notify_stage(settings, baseline=baseline, cadence=cadence),
+        )
     )
     typer.echo(str(summary))
 

@@ -19,6 +19,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _ensure_runtime_dir() -> None:
 _ensure_runtime_dir()
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(StageError):
     """PostgreSQL could not be started or reached."""
 
 
@@ -104,13 +105,21 @@ class PostgresConnection:
 def _start_embedded(data_dir: Path):  # -> pgserver.PostgresServer (imported lazily)
     """Start (or find running) the pgserver instance whose data lives under data_dir."""
     import pgserver  # heavy-ish import; only the embedded path needs it
+    from pgserver.utils import PostmasterInfo
 
     pgdata = data_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         # cleanup_mode=None: the server outlives this process; the next command
         # reuses it.
-        return pgserver.get_server(pgdata, cleanup_mode=None)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        # get_server caches its handle per folder: if the server stopped since this
+        # process first started it, start it again rather than hand out a dead one.
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if info is None or not info.is_running():
+            with server._lock:
+                server.ensure_postgres_running()
+        return server
     except Exception as error:  # pgserver raises bare subprocess/assert errors
         raise DatabaseError(
             f"Could not start the embedded PostgreSQL in {pgdata}: {error}. "
@@ -118,9 +127,22 @@ def _start_embedded(data_dir: Path):  # -> pgserver.PostgresServer (imported laz
         ) from error
 
 
+def open_connection(
+    connection: PostgresConnection, dbname: str | None = None
+) -> psycopg2.extensions.connection:
+    """A new psycopg2 connection; an unreachable server raises DatabaseError."""
+    try:
+        return psycopg2.connect(**connection.connect_kwargs(dbname=dbname))
+    except psycopg2.OperationalError as error:
+        raise DatabaseError(
+            f"Cannot connect to PostgreSQL at {connection.describe()}: "
+            f"{str(error).strip()}"
+        ) from error
+
+
 def _ensure_database_exists(connection: PostgresConnection) -> None:
     """CREATE DATABASE is not transactional and has no IF NOT EXISTS: check first."""
-    conn = psycopg2.connect(**connection.connect_kwargs(dbname="postgres"))
+    conn = open_connection(connection, dbname="postgres")
     try:
         conn.autocommit = True
         with conn.cursor() as cursor:
@@ -169,7 +191,7 @@ def ensure_postgres(settings: Settings) -> PostgresConnection:
 
 def recreate_database(connection: PostgresConnection) -> None:
     """Drop and create the connection's database: for the demo's and bench's own."""
-    admin = psycopg2.connect(**connection.connect_kwargs(dbname="postgres"))
+    admin = open_connection(connection, dbname="postgres")
     try:
         admin.autocommit = True
         with admin.cursor() as cursor:
@@ -186,13 +208,7 @@ def recreate_database(connection: PostgresConnection) -> None:
 @contextmanager
 def connect(connection: PostgresConnection) -> Iterator[psycopg2.extensions.connection]:
     """A psycopg2 connection that commits on success, rolls back on error, closes."""
-    try:
-        conn = psycopg2.connect(**connection.connect_kwargs())
-    except psycopg2.OperationalError as error:
-        raise DatabaseError(
-            f"Cannot connect to PostgreSQL at {connection.describe()}: "
-            f"{str(error).strip()}"
-        ) from error
+    conn = open_connection(connection)
     try:
         with conn:
             yield conn

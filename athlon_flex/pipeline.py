@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from athlon_flex.database import PostgresConnection, connect, ensure_postgres
+import psycopg2
+import psycopg2.extensions
+
+from athlon_flex.database import PostgresConnection, ensure_postgres, open_connection
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 
@@ -34,8 +37,9 @@ def pipeline_lock(connection: PostgresConnection) -> Iterator[None]:
     The lock lives on its own connection, so it is released even if the process is
     killed: PostgreSQL drops session locks when the connection goes away.
     """
-    with connect(connection) as conn:
-        conn.autocommit = True
+    conn = open_connection(connection)
+    conn.autocommit = True
+    try:
         with conn.cursor() as cursor:
             cursor.execute("select pg_try_advisory_lock(%s)", (PIPELINE_LOCK_KEY,))
             (acquired,) = cursor.fetchone()
@@ -52,10 +56,23 @@ def pipeline_lock(connection: PostgresConnection) -> Iterator[None]:
                     f"Another athlon-flex cycle is running{who}; this one did "
                     "nothing. Try again when it has finished."
                 )
-            try:
-                yield
-            finally:
-                cursor.execute("select pg_advisory_unlock(%s)", (PIPELINE_LOCK_KEY,))
+        yield
+    finally:
+        _release(conn)
+
+
+def _release(conn: psycopg2.extensions.connection) -> None:
+    """Unlock and close; a connection lost meanwhile (server restart) took the lock."""
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("select pg_advisory_unlock(%s)", (PIPELINE_LOCK_KEY,))
+    except psycopg2.Error:
+        log.warning(
+            "The connection holding the pipeline lock was lost (PostgreSQL "
+            "restarted?); the lock went with it."
+        )
+    finally:
+        conn.close()
 
 
 @dataclass

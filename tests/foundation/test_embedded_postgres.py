@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,3 +83,20 @@ def test_a_second_cycle_refuses_while_the_first_holds_the_lock(
         pass
     with pipeline_lock(connection):  # released: the next cycle may run
         pass
+
+
+def test_embedded_server_stopped_underneath_is_started_again(
+    embedded_settings: Settings,
+) -> None:
+    """A long-lived process (an Airflow worker) must not keep a dead server handle."""
+    from pgserver._commands import pg_ctl
+
+    connection = ensure_postgres(embedded_settings)
+    pgdata = embedded_settings.data_dir / "pgdata"
+    pg_ctl(
+        ["-w", "stop"], pgdata=pgdata, user="pgserver" if os.geteuid() == 0 else None
+    )
+    again = ensure_postgres(embedded_settings)
+    with connect(again) as conn, conn.cursor() as cursor:
+        cursor.execute("select current_database()")
+        assert cursor.fetchone() == (connection.dbname,)

@@ -1,0 +1,44 @@
+"""Fixtures of the fault suite: a tiny showroom and settings that fail fast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from athlon_flex.database import _start_embedded
+from athlon_flex.fake_api import FakeShowroom
+from athlon_flex.settings import Settings
+from tests.faults.invariant import quick_settings
+from tests.support.smtp import SmtpServer
+
+
+@pytest.fixture
+def showroom(fake_api_factory: Callable[..., FakeShowroom]) -> FakeShowroom:
+    """3 clusters x 2 vehicles: enough to fail one car mid-run, cheap for dbt."""
+    return fake_api_factory(clusters=3, vehicles_per_cluster=2, seed=11)
+
+
+@pytest.fixture
+def cycle_settings(
+    make_settings: Callable[..., Settings], smtp_server: SmtpServer
+) -> Callable[..., Settings]:
+    """`cycle_settings(api, **overrides)`: the test's database, quick retries, SMTP."""
+
+    def build(api: FakeShowroom, **overrides: Any) -> Settings:
+        return make_settings(**quick_settings(api, smtp_server, **overrides))
+
+    return build
+
+
+@pytest.fixture
+def embedded_dir(tmp_path: Path) -> Iterator[Path]:
+    """ATHLON_DATA_DIR of a server of the test's own; stopped and deleted afterwards."""
+    path = tmp_path / "athlon"
+    yield path
+    if (path / "pgdata").exists():
+        server = _start_embedded(path)
+        server.cleanup_mode = "delete"
+        server.cleanup()
