@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from athlon_flex.database import _start_embedded
 from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from tests.faults.invariant import quick_settings
@@ -34,11 +33,6 @@ def cycle_settings(
 
 
 @pytest.fixture
-def embedded_dir(tmp_path: Path) -> Iterator[Path]:
+def embedded_dir(embedded_data_dir: Path) -> Path:
     """ATHLON_DATA_DIR of a server of the test's own; stopped and deleted afterwards."""
-    path = tmp_path / "athlon"
-    yield path
-    if (path / "pgdata").exists():
-        server = _start_embedded(path)
-        server.cleanup_mode = "delete"
-        server.cleanup()
+    return embedded_data_dir

@@ -5,24 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from athlon_flex.database import _start_embedded, connect, ensure_postgres
+from athlon_flex.database import connect, ensure_postgres
 from athlon_flex.pipeline import PipelineBusyError, pipeline_lock
 from athlon_flex.settings import Settings
 
 
 @pytest.fixture
-def embedded_settings(tmp_path: Path) -> Iterator[Settings]:
+def embedded_settings(embedded_data_dir: Path) -> Settings:
     """Settings with no POSTGRES_HOST; the server is stopped and deleted afterwards."""
-    settings = Settings(_env_file=None, athlon_data_dir=tmp_path / "data")
-    yield settings
-    server = _start_embedded(settings.data_dir)
-    server.cleanup_mode = "delete"
-    server.cleanup()
+    return Settings(_env_file=None, athlon_data_dir=embedded_data_dir)
 
 
 def test_embedded_server_starts_and_keeps_data_for_the_next_process(

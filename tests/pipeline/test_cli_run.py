@@ -5,25 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from athlon_flex.database import _start_embedded, connect, ensure_postgres
+from athlon_flex.database import connect, ensure_postgres
 from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """The embedded server's home; the server is stopped and deleted afterwards."""
-    path = tmp_path / "athlon"
-    yield path
-    if (path / "pgdata").exists():
-        server = _start_embedded(path)
-        server.cleanup_mode = "delete"
-        server.cleanup()
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -39,13 +25,14 @@ def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
 
 
 def test_second_run_finds_the_data_of_the_first(
-    fake_api: FakeShowroom, data_dir: Path, tmp_path: Path
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
 ) -> None:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("POSTGRES_", "EMAIL_", "SMTP_", "GOOGLE_", "ATHLON_"))
     }
+    data_dir = embedded_data_dir
     env.update(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(data_dir))
     vehicles = len(fake_api.catalog.vehicles)
 

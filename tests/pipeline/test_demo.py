@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from athlon_flex.database import _start_embedded
 from athlon_flex.demo import run_demo
 from athlon_flex.settings import Settings
 
 
 @pytest.fixture
-def demo_settings(tmp_path: Path) -> Iterator[Settings]:
+def demo_settings(embedded_data_dir: Path) -> Settings:
     """The user's settings as a newcomer has them: nothing configured."""
-    settings = Settings(_env_file=None, athlon_data_dir=tmp_path / "athlon")
-    yield settings
-    server = _start_embedded(settings.data_dir / "demo")
-    server.cleanup_mode = "delete"
-    server.cleanup()
+    return Settings(_env_file=None, athlon_data_dir=embedded_data_dir)
 
 
 def test_demo_reports_every_car_first_then_only_the_arrival(

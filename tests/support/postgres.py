@@ -6,6 +6,10 @@ time (CREATE DATABASE from the template takes milliseconds).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,8 +34,35 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresConn
         password=None,
         dbname="postgres",
     )
-    server.cleanup_mode = "delete"
-    server.cleanup()
+    stop_embedded(data_dir)
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server whose data lives under data_dir and delete its data.
+
+    pg_ctl directly: pgserver's own cleanup trusts the postmaster pid it saw at
+    start, which a test that restarted the server has made stale.
+    """
+    from pgserver._commands import pg_ctl
+
+    pgdata = data_dir / "pgdata"
+    as_user = "pgserver" if os.geteuid() == 0 else None  # pgserver's user under root
+    with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=as_user)
+    shutil.rmtree(pgdata, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """An ATHLON_DATA_DIR for code that starts its own embedded server(s).
+
+    Every server started below it (the demo's sits in `demo/`) is stopped and its
+    data deleted afterwards, so no PostgreSQL outlives the test.
+    """
+    path = tmp_path / "athlon"
+    yield path
+    for version_file in sorted(path.glob("**/pgdata/PG_VERSION")):
+        stop_embedded(version_file.parent.parent)
 
 
 def _create_database(server: PostgresConnection, template: str | None = None) -> str:
