@@ -140,24 +140,34 @@ def open_connection(
         ) from error
 
 
-def _ensure_database_exists(connection: PostgresConnection) -> None:
-    """CREATE DATABASE is not transactional and has no IF NOT EXISTS: check first."""
+@contextmanager
+def _admin_cursor(
+    connection: PostgresConnection,
+) -> Iterator[psycopg2.extensions.cursor]:
+    """An autocommit cursor on the server's `postgres` database.
+
+    CREATE and DROP DATABASE cannot run inside a transaction block.
+    """
     conn = open_connection(connection, dbname="postgres")
     try:
         conn.autocommit = True
         with conn.cursor() as cursor:
-            cursor.execute(
-                "select 1 from pg_database where datname = %s", (connection.dbname,)
-            )
-            if cursor.fetchone() is None:
-                log.info("Creating database %s", connection.dbname)
-                cursor.execute(
-                    sql.SQL("create database {}").format(
-                        sql.Identifier(connection.dbname)
-                    )
-                )
+            yield cursor
     finally:
         conn.close()
+
+
+def _ensure_database_exists(connection: PostgresConnection) -> None:
+    """CREATE DATABASE has no IF NOT EXISTS: check first."""
+    with _admin_cursor(connection) as cursor:
+        cursor.execute(
+            "select 1 from pg_database where datname = %s", (connection.dbname,)
+        )
+        if cursor.fetchone() is None:
+            log.info("Creating database %s", connection.dbname)
+            cursor.execute(
+                sql.SQL("create database {}").format(sql.Identifier(connection.dbname))
+            )
 
 
 def ensure_postgres(settings: Settings) -> PostgresConnection:
@@ -191,17 +201,12 @@ def ensure_postgres(settings: Settings) -> PostgresConnection:
 
 def recreate_database(connection: PostgresConnection) -> None:
     """Drop and create the connection's database: for the demo's and bench's own."""
-    admin = open_connection(connection, dbname="postgres")
-    try:
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(
-                sql.SQL("drop database if exists {} with (force)").format(
-                    sql.Identifier(connection.dbname)
-                )
+    with _admin_cursor(connection) as cursor:
+        cursor.execute(
+            sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(connection.dbname)
             )
-    finally:
-        admin.close()
+        )
     _ensure_database_exists(connection)
 
 
