@@ -11,6 +11,7 @@ import pytest
 
 from athlon_flex.alerts import (
     AlertOutcome,
+    PipelineHealth,
     read_health,
     record_run_failure,
     record_run_success,
@@ -45,6 +46,18 @@ def _fail(settings: Settings, run: int) -> AlertOutcome:
     )
 
 
+def _fail_runs(settings: Settings, runs: range) -> list[AlertOutcome]:
+    """Record each run in `runs` as failed, in order; their outcomes."""
+    return [_fail(settings, run) for run in runs]
+
+
+def _health(settings: Settings) -> PipelineHealth:
+    """The pipeline's health row, which must exist."""
+    health = read_health(settings, PIPELINE)
+    assert health is not None
+    return health
+
+
 def test_three_failed_runs_in_a_row_send_exactly_one_alert(
     alert_settings: Settings, smtp_server: SmtpServer
 ) -> None:
@@ -54,7 +67,7 @@ def test_three_failed_runs_in_a_row_send_exactly_one_alert(
         task_id="load",
         error="Athlon API returned 503 for VehicleCluster after 5 tries",
     )
-    outcomes = [_fail(alert_settings, run) for run in range(1, 7)]
+    outcomes = _fail_runs(alert_settings, range(1, 7))
 
     assert outcomes == [
         AlertOutcome.RECORDED,
@@ -73,8 +86,7 @@ def test_three_failed_runs_in_a_row_send_exactly_one_alert(
     assert "load: Athlon API returned 503 for VehicleCluster after 5 tries" in body
     assert "Latest failed run: scheduled__run3" in body
     assert "http://airflow.local:8080/dags/athlon_flex/runs/scheduled__run3" in body
-    health = read_health(alert_settings, PIPELINE)
-    assert health is not None
+    health = _health(alert_settings)
     assert health.consecutive_failures == 6
     assert health.alerted_at is not None
 
@@ -82,8 +94,7 @@ def test_three_failed_runs_in_a_row_send_exactly_one_alert(
 def test_recovery_after_an_alert_sends_one_recovery_email_and_resets(
     alert_settings: Settings, smtp_server: SmtpServer
 ) -> None:
-    for run in range(1, 5):
-        _fail(alert_settings, run)
+    _fail_runs(alert_settings, range(1, 5))
     smtp_server.clear()
 
     first = record_run_success(alert_settings, pipeline=PIPELINE, run_id="run5")
@@ -97,8 +108,7 @@ def test_recovery_after_an_alert_sends_one_recovery_email_and_resets(
     assert "run run5 succeeded after 4 runs failed in a row" in (
         smtp_server.messages[0].text
     )
-    health = read_health(alert_settings, PIPELINE)
-    assert health is not None
+    health = _health(alert_settings)
     assert (health.consecutive_failures, health.alerted_at, health.last_error) == (
         0,
         None,
@@ -110,11 +120,9 @@ def test_recovery_after_an_alert_sends_one_recovery_email_and_resets(
 def test_a_second_outage_alerts_again(
     alert_settings: Settings, smtp_server: SmtpServer
 ) -> None:
-    for run in range(1, 4):
-        _fail(alert_settings, run)
+    _fail_runs(alert_settings, range(1, 4))
     record_run_success(alert_settings, pipeline=PIPELINE, run_id="run4")
-    for run in range(5, 8):
-        _fail(alert_settings, run)
+    _fail_runs(alert_settings, range(5, 8))
 
     assert [m.subject for m in smtp_server.messages] == [
         "[athlon-flex] athlon_flex has failed 3 runs in a row",
@@ -141,8 +149,7 @@ def test_the_same_run_recorded_twice_counts_once(
         _fail(alert_settings, 1)
     _fail(alert_settings, 2)
 
-    health = read_health(alert_settings, PIPELINE)
-    assert health is not None and health.consecutive_failures == 2
+    assert _health(alert_settings).consecutive_failures == 2
     assert smtp_server.messages == []
 
 
@@ -169,8 +176,7 @@ def test_refused_alert_is_sent_by_the_next_failed_run(
     smtp_server.refuse_with("451 try again later")
     with pytest.raises(MailError, match="451 try again later"):
         _fail(alert_settings, 3)
-    health = read_health(alert_settings, PIPELINE)
-    assert health is not None
+    health = _health(alert_settings)
     assert (health.consecutive_failures, health.alerted_at) == (3, None)
 
     smtp_server.refuse_with(None)
@@ -185,5 +191,4 @@ def test_without_email_settings_the_alert_is_logged_not_sent(
     settings = make_settings(alert_after_failures=1)
     assert _fail(settings, 1) == AlertOutcome.NOT_CONFIGURED
     assert "athlon_flex has failed 1 run in a row (not emailed" in caplog.text
-    health = read_health(settings, PIPELINE)
-    assert health is not None and health.alerted_at is None
+    assert _health(settings).alerted_at is None

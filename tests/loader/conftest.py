@@ -10,6 +10,7 @@ import pytest
 
 from athlon_flex.fake_api import FakeShowroom, Vehicle
 from athlon_flex.settings import Settings
+from loader.pipeline import LoadError, load
 from tests.support.fake_api import FAKE_PASSWORD, FAKE_USERNAME
 
 SHOWROOM = "https://flex.athlon.com/app/showroom"
@@ -51,6 +52,19 @@ def raw_contents(db: Any) -> dict[str, list[tuple[Any, ...]]]:
             cursor.execute(f'select * from raw."{table}"')
             contents[table] = sorted(cursor.fetchall(), key=repr)
         return contents
+
+
+def assert_load_fails_and_raw_unchanged(
+    settings: Settings, db: Any, before: dict[str, list[tuple[Any, ...]]]
+) -> str:
+    """Run a load that must raise LoadError; check `raw` still equals `before`.
+
+    Returns the error's message for the caller's own assertions about its wording.
+    """
+    with pytest.raises(LoadError) as failure:
+        load(settings)
+    assert raw_contents(db) == before
+    return str(failure.value)
 
 
 def rows(db: Any, table: str, order_by: str = "1") -> list[dict[str, Any]]:

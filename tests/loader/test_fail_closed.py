@@ -10,8 +10,12 @@ import pytest
 
 from athlon_flex.fake_api import Catalog, FakeShowroom
 from athlon_flex.settings import Settings
-from loader.pipeline import LoadError, load
-from tests.loader.conftest import raw_contents, rows
+from loader.pipeline import load
+from tests.loader.conftest import (
+    assert_load_fails_and_raw_unchanged,
+    raw_contents,
+    rows,
+)
 
 
 @pytest.fixture
@@ -31,65 +35,65 @@ def loaded(
     return contents
 
 
-def test_persistent_503_on_one_vehicle_fails_naming_it_and_changes_nothing(
+@pytest.fixture
+def refused_load(
     fake_api: FakeShowroom,
     loader_settings: Callable[..., Settings],
     db: Any,
     loaded: dict[str, list[tuple[Any, ...]]],
+) -> Callable[[], str]:
+    """After a good first load: a second load that must fail and leave `raw` as it was.
+
+    Calling it returns the LoadError's message.
+    """
+    return lambda: assert_load_fails_and_raw_unchanged(
+        loader_settings(fake_api), db, loaded
+    )
+
+
+def test_persistent_503_on_one_vehicle_fails_naming_it_and_changes_nothing(
+    fake_api: FakeShowroom, refused_load: Callable[[], str]
 ) -> None:
     broken = fake_api.catalog.vehicles[5]
     fake_api.catalog.set_price(broken.id, 777.0)  # its details must be fetched again
     fake_api.faults.add("Vehicle", status=503, vehicle_id=broken.id)
 
-    with pytest.raises(LoadError) as failure:
-        load(loader_settings(fake_api))
+    message = refused_load()
 
-    assert str(failure.value) == (
+    assert message == (
         f"Athlon API GET Vehicle for vehicle {broken.id} answered 503 after 4 tries; "
         "raw tables left unchanged"
     )
-    assert raw_contents(db) == loaded
 
 
 def test_malformed_json_fails_naming_the_endpoint_and_changes_nothing(
-    fake_api: FakeShowroom,
-    loader_settings: Callable[..., Settings],
-    db: Any,
-    loaded: dict[str, list[tuple[Any, ...]]],
+    fake_api: FakeShowroom, refused_load: Callable[[], str]
 ) -> None:
     names = {f"{c['make']} {c['model']}" for c in fake_api.catalog.clusters_json()}
     fake_api.faults.add("VehicleVariation", malformed=True)
 
-    with pytest.raises(LoadError) as failure:
-        load(loader_settings(fake_api))
+    message = refused_load()
 
     # Every cluster's list is broken; whichever ran out of tries first is named.
-    assert str(failure.value) in {
+    assert message in {
         f"Athlon API GET VehicleVariation for {name} answered 200 with a body that "
         "is not JSON after 4 tries; raw tables left unchanged"
         for name in names
     }
-    assert raw_contents(db) == loaded
 
 
 def test_empty_showroom_is_refused_and_changes_nothing(
-    fake_api: FakeShowroom,
-    loader_settings: Callable[..., Settings],
-    db: Any,
-    loaded: dict[str, list[tuple[Any, ...]]],
+    fake_api: FakeShowroom, refused_load: Callable[[], str]
 ) -> None:
     fake_api.catalog.clear()
 
-    with pytest.raises(LoadError) as failure:
-        load(loader_settings(fake_api))
+    message = refused_load()
 
-    message = str(failure.value)
     assert message.startswith(
         "Athlon API showed an empty showroom (0 clusters, 0 vehicles; raw.vehicles "
         "has 10); raw tables left unchanged."
     )
     assert "--allow-shrink" in message
-    assert raw_contents(db) == loaded
 
 
 def test_empty_showroom_with_allow_shrink_empties_all_three_tables(
@@ -113,22 +117,17 @@ def test_empty_showroom_with_allow_shrink_empties_all_three_tables(
 
 
 def test_shrink_of_60_percent_is_refused_and_changes_nothing(
-    fake_api: FakeShowroom,
-    loader_settings: Callable[..., Settings],
-    db: Any,
-    loaded: dict[str, list[tuple[Any, ...]]],
+    fake_api: FakeShowroom, refused_load: Callable[[], str]
 ) -> None:
     removed = fake_api.catalog.remove_fraction(0.6)
     assert len(removed) == 6
 
-    with pytest.raises(LoadError) as failure:
-        load(loader_settings(fake_api))
+    message = refused_load()
 
-    assert str(failure.value).startswith(
+    assert message.startswith(
         "The showroom shrank from 10 to 4 vehicles (60%, more than "
         "ATHLON_MAX_SHRINK_PERCENT=50); raw tables left unchanged."
     )
-    assert raw_contents(db) == loaded
 
 
 def test_shrink_of_60_percent_is_loaded_with_allow_shrink(
@@ -161,14 +160,12 @@ def test_vehicles_without_any_option_between_them_are_refused(
     bare = [replace(vehicle, options=()) for vehicle in vehicles]
     api = fake_api_factory(catalog=Catalog(bare))
 
-    with pytest.raises(LoadError) as failure:
-        load(loader_settings(api))
+    message = assert_load_fails_and_raw_unchanged(loader_settings(api), db, {})
 
-    assert str(failure.value) == (
+    assert message == (
         "Athlon API answered no options for any of the 2 vehicles; raw tables left "
         "unchanged"
     )
-    assert raw_contents(db) == {}
 
 
 def test_one_vehicle_without_options_is_loaded_with_none(

@@ -13,8 +13,8 @@ import pytest
 from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from loader.http import retry_after_seconds
-from loader.pipeline import LoadError, load
-from tests.loader.conftest import raw_contents
+from loader.pipeline import load
+from tests.loader.conftest import assert_load_fails_and_raw_unchanged, raw_contents
 
 
 def test_transient_503s_dropped_connections_and_a_429_are_retried_and_succeed(
@@ -70,15 +70,12 @@ def test_refused_login_fails_naming_the_credentials_and_leaves_raw_unchanged(
     before = raw_contents(db)
 
     settings = loader_settings(fake_api, member=True, athlon_password="wrong")
-    with pytest.raises(LoadError) as failure:
-        load(settings)
+    message = assert_load_fails_and_raw_unchanged(settings, db, before)
 
-    message = str(failure.value)
     assert "POST MemberLogin refused the login (401)" in message
     assert "ATHLON_PASSWORD" in message
     assert "wrong" not in message
     assert message.endswith("raw tables left unchanged")
-    assert raw_contents(db) == before
 
 
 def test_answer_slower_than_the_timeout_is_retried(
@@ -99,15 +96,13 @@ def test_retry_after_longer_than_a_minute_fails_at_once_and_changes_nothing(
     before = raw_contents(db)
     fake_api.faults.add("VehicleCluster", retry_after=3600)
 
-    with pytest.raises(LoadError) as failure:
-        load(loader_settings(fake_api))
+    message = assert_load_fails_and_raw_unchanged(loader_settings(fake_api), db, before)
 
-    assert str(failure.value) == (
+    assert message == (
         "Athlon API GET VehicleCluster answered 429 and asked to wait 3600 s, longer "
         "than the loader waits (60 s); raw tables left unchanged"
     )
     assert fake_api.stats.responses_by_status[429] == 1
-    assert raw_contents(db) == before
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:

@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 
 from athlon_flex.settings import Settings
-from notifier.mailer import transport_from_settings
+from notifier.mailer import SmtpTransport, transport_from_settings
 from notifier.render import euro, local_time, safe_url, subject_for
 from notifier.schedule import due_daily_digest, last_digest_slot
 
 
 def _settings(**values) -> Settings:
     return Settings(_env_file=None, **values)
+
+
+def _transport(**values) -> SmtpTransport:
+    """The transport these settings choose; there must be one."""
+    transport = transport_from_settings(_settings(**values))
+    assert transport is not None
+    return transport
 
 
 @pytest.mark.parametrize(
@@ -111,13 +118,11 @@ def test_daily_digest_is_due_only_in_the_interval_holding_a_digest_time(
 
 
 def test_gmail_is_the_transport_with_an_app_password_and_no_smtp_host():
-    settings = _settings(
+    transport = _transport(
         email_from="me@gmail.com",
         email_to=["anna@example.nl"],
         google_app_password="abcd efgh ijkl mnop",
     )
-    transport = transport_from_settings(settings)
-    assert transport is not None
     assert (transport.host, transport.port, transport.security, transport.user) == (
         "smtp.gmail.com",
         465,
@@ -129,7 +134,7 @@ def test_gmail_is_the_transport_with_an_app_password_and_no_smtp_host():
 
 
 def test_any_smtp_server_with_its_own_user_and_default_port():
-    settings = _settings(
+    transport = _transport(
         email_from="alerts@example.org",
         email_to=["anna@example.nl"],
         smtp_host="mail.example.org",
@@ -137,8 +142,6 @@ def test_any_smtp_server_with_its_own_user_and_default_port():
         smtp_user="apikey",
         smtp_password="s3cret",
     )
-    transport = transport_from_settings(settings)
-    assert transport is not None
     assert (transport.host, transport.port, transport.security, transport.user) == (
         "mail.example.org",
         587,
