@@ -8,7 +8,8 @@ Modules, in the order the data passes them:
 - `account`   anonymous or member login, profile parameters, tax group cookies;
 - `previous`  the current `raw` snapshot: shrink baseline and reusable details;
 - `shapes`    API JSON → validated rows, and each table's declared columns;
-- `showroom`  fetches the whole showroom into rows (nothing written yet);
+- `showroom`  fetches the whole showroom into validated rows (nothing written yet);
+- `spool`     keeps those rows in a local file, not in memory, until dlt reads them;
 - `source`    the dlt source and resources over those rows;
 - `pipeline`  `load()`: fetch, check, hand to dlt, summarise.
 

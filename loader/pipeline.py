@@ -1,20 +1,27 @@
 """The load stage: fetch and check the whole showroom, then let dlt replace `raw`.
 
-Steps of `load()`:
-1. Read the current `raw` snapshot (vehicle count for the shrink check, rows whose
-   details can be reused), in a thread while the first API requests run.
-2. Fetch everything from the API into validated rows (`loader.showroom`).
+Steps of `load()`, all inside one temporary working directory:
+1. Read the index of the current `raw` snapshot (vehicle count for the shrink check,
+   which rows' details can be reused) in a thread while the first API requests run.
+2. Fetch everything from the API into validated rows (`loader.showroom`), spooled to
+   disk as they arrive; then complete the reused vehicles from their stored rows,
+   streamed from Postgres into a second spool.
 3. Refuse implausible pictures: an empty showroom (unless `allow_shrink`), a shrink
    of more than ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (unless
    `allow_shrink`), vehicles without a single option between them (the API lists
    every option of every car, included or not).
-4. Hand the rows to dlt in a fresh temporary pipeline directory (no stale package can
-   be replayed, no state is restored from the destination) and load with `replace` +
-   `insert-from-staging`, as CSV through COPY.
+4. Hand the spooled rows to dlt, a page at a time, in a fresh pipeline directory (no
+   stale package can be replayed, no state is restored from the destination) and
+   load with `replace` + `insert-from-staging`, as CSV through COPY.
 Any failure in 1-3 raises `LoadError` before dlt runs; `raw` is untouched. A failure
 inside dlt's load leaves each table as it was too, since each is swapped from
 `raw_staging` in one transaction at the very end (vehicles together with options;
 clusters in their own transaction).
+
+Memory hardly grows with the showroom: rows live in the spool files, dlt reads them
+back a page at a time, and its extract is told to write a page per line (so its
+normalize step never parses more than a page at once). What stays in memory per
+vehicle is its summary and reuse index entry, about 2.5 KiB. See docs/benchmarks.md.
 
 `allow_shrink=True` accepts a real large drop, including an empty showroom: then the
 three tables are emptied together in one statement (dlt would leave an empty child
@@ -27,11 +34,14 @@ the run's start (UTC), the same on every row of the run.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dlt
 import psycopg2
@@ -47,7 +57,7 @@ from athlon_flex.database import (
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.http import ApiError
-from loader.previous import read_previous
+from loader.previous import PreviousSnapshot, SnapshotChanged
 from loader.settings import (
     CLUSTERS_TABLE,
     DATASET_NAME,
@@ -55,11 +65,15 @@ from loader.settings import (
     PIPELINE_NAME,
     VEHICLES_TABLE,
 )
-from loader.shapes import ShapeError
-from loader.showroom import Showroom, fetch_showroom
+from loader.shapes import Row, ShapeError
+from loader.showroom import Showroom, fetch_showroom, spool_reused
 from loader.source import athlon_showroom
+from loader.spool import PAGE_ROWS, RowSpool
 
 log = logging.getLogger(__name__)
+
+# Rows per table that dlt's normalize step buffers before writing its load files.
+NORMALIZE_BUFFER_ROWS = 1000
 
 UNCHANGED = "raw tables left unchanged"
 
@@ -96,40 +110,56 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     """Replace `raw` with the showroom as the API shows it now, or raise LoadError."""
     started = time.perf_counter()
     extracted_at = datetime.now(UTC)
-    try:
-        connection = ensure_postgres(settings)
-        showroom = asyncio.run(_fetch(settings, connection, extracted_at))
-    except (ApiError, ShapeError) as error:
-        raise LoadError(f"{error}; {UNCHANGED}") from error
-    except (DatabaseError, psycopg2.Error) as error:
-        raise LoadError(
-            f"Could not read the current raw tables: {error}; {UNCHANGED}"
-        ) from error
-    baseline = showroom.previous_vehicle_count
-    if showroom.unknown_fields:
-        log.info(
-            "API fields not loaded (not in loader.shapes): %s",
-            ", ".join(sorted(showroom.unknown_fields)),
+    with tempfile.TemporaryDirectory(prefix="athlon-load-") as workdir:
+        work = Path(workdir)
+        fetched = RowSpool(work / "fetched.pickle")
+        reused = RowSpool(work / "reused.pickle")
+        try:
+            connection = ensure_postgres(settings)
+            showroom = _fetch_all(settings, connection, extracted_at, fetched, reused)
+        except (ApiError, ShapeError) as error:
+            raise LoadError(f"{error}; {UNCHANGED}") from error
+        except SnapshotChanged as error:
+            raise LoadError(
+                f"{error} (did another load run at the same time?); {UNCHANGED}"
+            ) from error
+        except (DatabaseError, psycopg2.Error) as error:
+            raise LoadError(
+                f"Could not read the current raw tables: {error}; {UNCHANGED}"
+            ) from error
+        finally:
+            fetched.close()
+            reused.close()
+        if showroom.unknown_fields:
+            log.info(
+                "API fields not loaded (not in loader.shapes): %s",
+                ", ".join(sorted(showroom.unknown_fields)),
+            )
+        counts = {
+            CLUSTERS_TABLE: len(showroom.clusters),
+            VEHICLES_TABLE: fetched.rows + reused.rows,
+            OPTIONS_TABLE: fetched.options + reused.options,
+        }
+        _check_plausible(
+            counts,
+            showroom.previous_vehicle_count,
+            settings,
+            allow_shrink=allow_shrink,
         )
-    _check_plausible(showroom, baseline, settings, allow_shrink=allow_shrink)
-
-    if showroom.vehicles:
-        _write(showroom, connection)
-    else:
-        _empty_raw(connection)
+        if counts[VEHICLES_TABLE]:
+            vehicle_pages = itertools.chain(fetched.pages(), reused.pages())
+            _write(showroom.clusters, vehicle_pages, connection, work / "dlt")
+        else:
+            _empty_raw(connection)
 
     stats = showroom.stats
     summary = LoadSummary(
-        rows={
-            CLUSTERS_TABLE: len(showroom.clusters),
-            VEHICLES_TABLE: len(showroom.vehicles),
-            OPTIONS_TABLE: showroom.option_count,
-        },
+        rows=counts,
         requests=stats.requests,
         retries=stats.retries,
         seconds=round(time.perf_counter() - started, 3),
-        details_fetched=showroom.details_fetched,
-        details_reused=showroom.details_reused,
+        details_fetched=fetched.rows,
+        details_reused=reused.rows,
         max_in_flight=stats.max_in_flight,
         anonymous_fallbacks=showroom.anonymous_fallbacks,
         extracted_at=extracted_at,
@@ -138,39 +168,58 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     return summary
 
 
-async def _fetch(
-    settings: Settings, connection: PostgresConnection, extracted_at: datetime
+def _fetch_all(
+    settings: Settings,
+    connection: PostgresConnection,
+    extracted_at: datetime,
+    fetched: RowSpool,
+    reused: RowSpool,
 ) -> Showroom:
-    """Fetch the showroom while a thread reads the current raw snapshot."""
-    previous = asyncio.ensure_future(asyncio.to_thread(read_previous, connection))
+    """Fetch the showroom into `fetched`, then the reused vehicles into `reused`."""
+    previous = PreviousSnapshot(connection)
+    showroom = asyncio.run(_fetch(settings, previous, extracted_at, fetched))
+    spool_reused(previous, showroom.reused, extracted_at, reused)
+    showroom.reused.clear()  # all in the spool now
+    return showroom
+
+
+async def _fetch(
+    settings: Settings,
+    previous: PreviousSnapshot,
+    extracted_at: datetime,
+    fetched: RowSpool,
+) -> Showroom:
+    """Fetch the showroom while a thread reads the current raw snapshot's index."""
+    opening = asyncio.ensure_future(asyncio.to_thread(previous.read))
     try:
-        return await fetch_showroom(settings, previous, extracted_at)
+        return await fetch_showroom(settings, opening, extracted_at, fetched)
     finally:
         # After a failed fetch the read may still run (a thread cannot be cancelled):
         # wait for it, and take its outcome so asyncio has nothing left to report.
-        await asyncio.wait([previous])
-        if not previous.cancelled():
-            previous.exception()
+        await asyncio.wait([opening])
+        if not opening.cancelled():
+            opening.exception()
 
 
 def _check_plausible(
-    showroom: Showroom, baseline: int, settings: Settings, *, allow_shrink: bool
+    counts: dict[str, int], baseline: int, settings: Settings, *, allow_shrink: bool
 ) -> None:
     """Refuse a picture that is more likely an API fault than the real showroom.
 
-    `baseline` is the number of vehicles in `raw.vehicles` before this run.
+    `counts` are the rows per table this run would load; `baseline` is the number of
+    vehicles in `raw.vehicles` before this run.
     """
-    count = len(showroom.vehicles)
+    count = counts[VEHICLES_TABLE]
     if count == 0:
         if allow_shrink:
             log.warning("The showroom is empty; emptying raw (allow_shrink)")
             return
         raise LoadError(
-            f"Athlon API showed an empty showroom ({len(showroom.clusters)} clusters, "
+            f"Athlon API showed an empty showroom ({counts[CLUSTERS_TABLE]} clusters, "
             f"0 vehicles; raw.vehicles has {baseline}); {UNCHANGED}. If the showroom "
             "really is empty, load again with allow_shrink (--allow-shrink)."
         )
-    if showroom.option_count == 0:
+    if counts[OPTIONS_TABLE] == 0:
         raise LoadError(
             f"Athlon API answered no options for any of the {count} vehicles; "
             f"{UNCHANGED}"
@@ -196,32 +245,44 @@ def _check_plausible(
     )
 
 
-def _write(showroom: Showroom, connection: PostgresConnection) -> None:
-    """Run dlt over the rows in a throw-away working directory."""
-    with tempfile.TemporaryDirectory(prefix="athlon-dlt-") as workdir:
-        pipeline = dlt.pipeline(
-            pipeline_name=PIPELINE_NAME,
-            pipelines_dir=workdir,
-            destination=dlt.destinations.postgres(
-                credentials=connection.dlt_credentials(),
-                replace_strategy="insert-from-staging",
-            ),
-            dataset_name=DATASET_NAME,
-        )
-        # Nothing of a previous run may come back: no state or schema from `raw`.
-        pipeline.config.restore_from_destination = False
-        try:
-            # CSV + COPY is ~2x faster than dlt's INSERT batches for ~20k option rows.
-            # dlt's COPY reads "" as NULL in nullable columns; shapes makes that a
-            # no-op (required columns are NOT NULL, optional "" is already None).
+def _write(
+    clusters: list[Row],
+    vehicle_pages: Iterable[list[Row]],
+    connection: PostgresConnection,
+    pipelines_dir: Path,
+) -> None:
+    """Run dlt over the rows in the run's throw-away working directory."""
+    pipeline = dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        pipelines_dir=str(pipelines_dir),
+        destination=dlt.destinations.postgres(
+            credentials=connection.dlt_credentials(),
+            replace_strategy="insert-from-staging",
+        ),
+        dataset_name=DATASET_NAME,
+    )
+    # Nothing of a previous run may come back: no state or schema from `raw`.
+    pipeline.config.restore_from_destination = False
+    # dlt buffers 5,000 items per table before writing (extract and normalize). In
+    # extract an item is a whole vehicle with its options, and normalize parses each
+    # buffer as one line: ~100 MiB per 1,000 vehicles. Smaller buffers keep both
+    # steps' memory flat at a negligible cost in time.
+    buffer = {
+        "sources.data_writer.buffer_max_items": PAGE_ROWS,
+        "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
+    }
+    try:
+        with dlt.config.values(buffer):
+            # CSV + COPY is ~2x faster than dlt's INSERT batches for ~20k option
+            # rows. dlt's COPY reads "" as NULL in nullable columns; shapes makes
+            # that a no-op (required columns are NOT NULL, optional "" is None).
             pipeline.run(
-                athlon_showroom(showroom.clusters, showroom.vehicles),
-                loader_file_format="csv",
+                athlon_showroom(clusters, vehicle_pages), loader_file_format="csv"
             )
-        except PipelineStepFailed as error:
-            raise LoadError(
-                f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
-            ) from error
+    except PipelineStepFailed as error:
+        raise LoadError(
+            f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
+        ) from error
 
 
 def _empty_raw(connection: PostgresConnection) -> None:

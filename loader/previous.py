@@ -1,21 +1,29 @@
 """The snapshot the last successful run left in `raw`: baseline and reusable details.
 
-Two uses: the vehicle count is the baseline of the shrink check, and the rows (with
-their options) let the run reuse the details of vehicles whose summary did not change,
-so a steady run asks the API only for clusters and summaries.
+Two uses: the vehicle count is the baseline of the shrink check, and the stored rows
+(with their options) let the run reuse the details of vehicles whose summary did not
+change, so a steady run asks the API only for clusters and summaries.
 
-A missing table (first run) or a table from an older loader without the bookkeeping
-columns is not an error: there is simply nothing to reuse.
+Memory stays small whatever the showroom's size: `read()` reads only an index (per
+vehicle its summary hash and when its details were fetched), and `rows()` streams the
+stored rows through server-side cursors, one vehicle at a time, for the caller to
+spool. Each is a short transaction of its own (no transaction stays open, and no lock
+is held, while the API is asked); `rows()` checks that every wanted row is still the
+one the index described, and raises `SnapshotChanged` otherwise, so a load that
+committed in between (which the pipeline lock rules out) cannot mix two snapshots.
+
+A missing table (first run) or a table without every column the loader writes (an
+older loader) is not an error: there is simply nothing to reuse.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
-import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from athlon_flex.database import PostgresConnection, connect
@@ -24,33 +32,142 @@ from loader.shapes import OPTION_COLUMNS, VEHICLE_COLUMNS, Row
 
 log = logging.getLogger(__name__)
 
+# Rows a server-side cursor sends per round trip.
+_VEHICLES_PER_FETCH = 200
+_OPTIONS_PER_FETCH = 2000
 
-@dataclass
+
+class SnapshotChanged(Exception):
+    """A stored row differs from, or is missing against, the index read earlier."""
+
+
 class PreviousSnapshot:
-    """Vehicle rows of the current `raw` snapshot by id, options included."""
+    """The current `raw` snapshot: its size, what is reusable, and its rows on demand.
 
-    vehicle_count: int = 0
-    rows: dict[str, Row] = field(default_factory=dict)
+    Use `read()` first (a blocking database read: run it in a thread), then
+    `reusable()` per vehicle and `rows()` for the reused ones.
+    """
 
-    def take_reusable(
+    def __init__(self, connection: PostgresConnection) -> None:
+        self._connection = connection
+        self.vehicle_count = 0
+        # vehicle id -> (summary hash, details fetched at) of every reusable row
+        self._index: dict[str, tuple[str, datetime]] = {}
+
+    def read(self) -> PreviousSnapshot:
+        """Read the vehicle count and the reuse index."""
+        with connect(self._connection) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "select to_regclass(%s) is not null",
+                (f"{DATASET_NAME}.{VEHICLES_TABLE}",),
+            )
+            (exists,) = cursor.fetchone()
+            if not exists:
+                return self
+            cursor.execute(
+                sql.SQL("select count(*) from {}").format(_table(VEHICLES_TABLE))
+            )
+            (self.vehicle_count,) = cursor.fetchone()
+            if self.vehicle_count == 0 or not _has_every_column(cursor):
+                return self
+            cursor.execute(
+                sql.SQL(
+                    "select id, summary_hash, details_fetched_at from {} "
+                    "where summary_hash is not null and details_fetched_at is not null"
+                ).format(_table(VEHICLES_TABLE))
+            )
+            self._index = {
+                vehicle_id: (hash_, fetched_at)
+                for vehicle_id, hash_, fetched_at in cursor
+            }
+        return self
+
+    def reusable(
         self, vehicle_id: str, hash_: str, now: datetime, refresh_hours: float
-    ) -> Row | None:
-        """The stored row if its summary is unchanged and its details fresh enough.
+    ) -> bool:
+        """Whether the stored row's summary is unchanged and its details fresh enough.
 
-        The row is removed from the snapshot when handed out, so the run never holds
-        a vehicle twice. Details expire after `refresh_hours` at the latest; each
-        vehicle's age limit is spread between half and all of that (stable per id),
-        so after a full load the refreshes trickle in instead of all at once.
+        Details expire after `refresh_hours` at the latest; each vehicle's age limit
+        is spread between half and all of that (stable per id), so after a full load
+        the refreshes trickle in instead of all at once.
         """
-        row = self.rows.pop(vehicle_id, None)
-        if row is None or row.get("summary_hash") != hash_:
-            return None
-        fetched_at = row.get("details_fetched_at")
-        if fetched_at is None:
-            return None
-        if now - fetched_at >= timedelta(hours=refresh_hours * _spread(vehicle_id)):
-            return None
-        return row
+        stored = self._index.get(vehicle_id)
+        if stored is None or stored[0] != hash_:
+            return False
+        age_limit = timedelta(hours=refresh_hours * _spread(vehicle_id))
+        return now - stored[1] < age_limit
+
+    def rows(self, wanted: Collection[str]) -> Iterator[Row]:
+        """The stored rows whose id is in `wanted`, each with its `options` list.
+
+        Every id in `wanted` must be in the index (see `reusable`). Raises
+        SnapshotChanged, after the last row, if one was missing or no longer the row
+        the index described.
+        """
+        with connect(self._connection) as conn:
+            yielded = 0
+            for row in self._stream(conn, wanted):
+                if self._index.get(row["id"]) != (
+                    row["summary_hash"],
+                    row["details_fetched_at"],
+                ):
+                    raise SnapshotChanged(
+                        f"raw.vehicles row {row['id']} changed during this load"
+                    )
+                yielded += 1
+                yield row
+        if yielded != len(wanted):
+            raise SnapshotChanged(
+                f"raw.vehicles lost {len(wanted) - yielded} of the {len(wanted)} "
+                "vehicles whose details this load reuses"
+            )
+
+    @staticmethod
+    def _stream(
+        conn: psycopg2.extensions.connection, wanted: Collection[str]
+    ) -> Iterator[Row]:
+        """Vehicles and options from two server-side cursors, merged by vehicle id.
+
+        Both are ordered by vehicle id in byte order (also Python's string order),
+        so neither table is ever held whole.
+        """
+        vehicle_columns = list(VEHICLE_COLUMNS)
+        option_columns = list(OPTION_COLUMNS)
+        parent = option_columns.index("vehicle_id")
+        vehicles = conn.cursor(name="previous_vehicles")
+        vehicles.itersize = _VEHICLES_PER_FETCH
+        vehicles.execute(
+            sql.SQL('select {} from {} order by id collate "C"').format(
+                _columns(vehicle_columns), _table(VEHICLES_TABLE)
+            )
+        )
+        options = conn.cursor(name="previous_options")
+        options.itersize = _OPTIONS_PER_FETCH
+        options.execute(
+            sql.SQL(
+                'select {} from {} order by vehicle_id collate "C", _dlt_list_idx'
+            ).format(_columns(option_columns), _table(OPTIONS_TABLE))
+        )
+        try:
+            option = next(options, None)
+            for values in vehicles:
+                row = _as_row(vehicle_columns, values)
+                vehicle_id = row["id"]
+                row_options = []
+                while option is not None and option[parent] <= vehicle_id:
+                    if option[parent] == vehicle_id:
+                        row_options.append(_as_row(option_columns, option))
+                    option = next(options, None)
+                if vehicle_id in wanted:
+                    row["options"] = row_options
+                    yield row
+        finally:
+            vehicles.close()
+            options.close()
+
+
+def _as_row(columns: list[str], values: tuple) -> Row:
+    return dict(zip(columns, values, strict=True))
 
 
 def _spread(vehicle_id: str) -> float:
@@ -63,56 +180,33 @@ def _table(name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(DATASET_NAME), sql.Identifier(name))
 
 
-def read_previous(connection: PostgresConnection) -> PreviousSnapshot:
-    """Read `raw.vehicles` and `raw.vehicles__options` (empty snapshot if absent)."""
-    with connect(connection) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "select to_regclass(%s), to_regclass(%s)",
-            (f"{DATASET_NAME}.{VEHICLES_TABLE}", f"{DATASET_NAME}.{OPTIONS_TABLE}"),
-        )
-        vehicles_table, options_table = cursor.fetchone()
-        if vehicles_table is None:
-            return PreviousSnapshot()
-        cursor.execute(
-            sql.SQL("select count(*) from {}").format(_table(VEHICLES_TABLE))
-        )
-        (count,) = cursor.fetchone()
-        snapshot = PreviousSnapshot(vehicle_count=count)
-        if options_table is None or count == 0:
-            return snapshot
-        try:
-            snapshot.rows = _read_rows(cursor)
-        except psycopg2.errors.UndefinedColumn as error:
-            log.info(
-                "Not reusing details: raw tables lack a column (%s)", error.pgerror
-            )
-            conn.rollback()
-    return snapshot
+def _columns(names: list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-def _read_rows(cursor: psycopg2.extensions.cursor) -> dict[str, Row]:
-    vehicle_columns = list(VEHICLE_COLUMNS)
+def _has_every_column(cursor: psycopg2.extensions.cursor) -> bool:
+    """Both tables exist with every column this loader writes (else: no reuse)."""
+    wanted = {
+        VEHICLES_TABLE: set(VEHICLE_COLUMNS),
+        OPTIONS_TABLE: set(OPTION_COLUMNS) | {"_dlt_list_idx"},
+    }
     cursor.execute(
-        sql.SQL("select {} from {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, vehicle_columns)),
-            _table(VEHICLES_TABLE),
-        )
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = %s and table_name = any(%s)",
+        (DATASET_NAME, list(wanted)),
     )
-    rows: dict[str, Row] = {}
-    for values in cursor:
-        row = dict(zip(vehicle_columns, values, strict=True))
-        row["options"] = []
-        rows[row["id"]] = row
-    option_columns = list(OPTION_COLUMNS)
-    cursor.execute(
-        sql.SQL("select {} from {} order by vehicle_id, _dlt_list_idx").format(
-            sql.SQL(", ").join(map(sql.Identifier, option_columns)),
-            _table(OPTIONS_TABLE),
-        )
+    present: dict[str, set[str]] = {table: set() for table in wanted}
+    for table, column in cursor:
+        present[table].add(column)
+    missing = sorted(
+        f"{table}.{column}"
+        for table, columns in wanted.items()
+        for column in columns - present[table]
     )
-    for values in cursor:
-        option = dict(zip(option_columns, values, strict=True))
-        parent = rows.get(option["vehicle_id"])
-        if parent is not None:
-            parent["options"].append(option)
-    return rows
+    if missing:
+        log.info(
+            "Not reusing details: raw lacks %s%s",
+            ", ".join(missing[:5]),
+            f" and {len(missing) - 5} more" if len(missing) > 5 else "",
+        )
+    return not missing

@@ -1,10 +1,16 @@
-"""Fetch the whole showroom into validated rows, before anything is written.
+"""Fetch the whole showroom into validated rows on disk, before anything is written.
 
 Order of a run: sign in (if configured) → `GET VehicleCluster` → one
 `GET VehicleVariation` per cluster (all at once, bounded by the shared limit) → one
-`GET Vehicle` per vehicle whose details cannot be reused (again all at once). Any
-request that fails for good, or any answer of the wrong shape, cancels the rest and
-raises; the caller turns that into a LoadError before dlt sees a single row.
+`GET Vehicle` per vehicle whose details cannot be reused (a fixed pool of workers,
+again bounded by the shared limit). Any request that fails for good, or any answer of
+the wrong shape, cancels the rest and raises; the caller turns that into a LoadError
+before dlt sees a single row.
+
+Memory: each fetched vehicle's row goes straight into a `RowSpool` (a file in the
+run's working directory); only the small summaries of the reused vehicles stay in
+memory until `spool_reused` completes them from the stored rows, streamed from
+Postgres. So the run never holds the showroom, let alone twice.
 
 Details are the expensive part (one request per vehicle). A vehicle's stored row is
 reused when its summary hash (the VehicleVariation JSON plus who asked) is unchanged and
@@ -42,58 +48,64 @@ from loader.shapes import (
     summary_hash,
     vehicle_row,
 )
+from loader.spool import RowSpool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Detail workers per allowed request in flight: a worker waiting out a back-off holds
+# no request slot, so a few spare workers keep the limit busy.
+_WORKERS_PER_SLOT = 2
+
+
+@dataclass
+class Planned:
+    """A vehicle whose summary is known; its details are reused or still to fetch."""
+
+    summary: Row
+    hash_: str
+    reuse: bool
+
 
 @dataclass(repr=False)
 class Showroom:
-    """Every row of one run, validated, plus what it cost to get them.
+    """What the API showed, minus the reused vehicles' details, plus what it cost.
 
-    No generated repr: asyncio formats the result of the finished task, and a repr
-    of every row cost a third of a second.
+    `fetched` holds the rows of the vehicles whose details were fetched; `reused` the
+    plans of the others, to be completed from `raw` by `spool_reused`. No generated
+    repr: asyncio formats the result of the finished task.
     """
 
     clusters: list[Row]
-    vehicles: list[Row]
+    fetched: RowSpool
+    reused: dict[str, Planned]
     previous_vehicle_count: int = 0
-    details_fetched: int = 0
-    details_reused: int = 0
     anonymous_fallbacks: int = 0
     unknown_fields: set[str] = field(default_factory=set)
     stats: HttpStats = field(default_factory=HttpStats)
 
     @property
-    def option_count(self) -> int:
-        """Rows of the child table `vehicles__options`."""
-        return sum(len(vehicle["options"]) for vehicle in self.vehicles)
+    def vehicle_count(self) -> int:
+        return self.fetched.rows + len(self.reused)
 
     def __repr__(self) -> str:
         return (
-            f"Showroom({len(self.clusters)} clusters, {len(self.vehicles)} vehicles, "
-            f"{self.option_count} options)"
+            f"Showroom({len(self.clusters)} clusters, {self.fetched.rows} vehicles "
+            f"fetched, {len(self.reused)} reused)"
         )
-
-
-@dataclass
-class _Planned:
-    """A vehicle whose summary is known; details reused or still to fetch."""
-
-    summary: Row
-    hash_: str
-    reused: Row | None
 
 
 async def fetch_showroom(
     settings: Settings,
     previous: Awaitable[PreviousSnapshot],
     extracted_at: datetime,
+    fetched: RowSpool,
 ) -> Showroom:
-    """Everything the API shows now, as rows; ApiError or ShapeError on any failure.
+    """Everything the API shows now; ApiError or ShapeError on any failure.
 
-    `previous` (the current raw snapshot) is awaited only once the summaries are in,
-    so reading it from the database overlaps the first requests.
+    `previous` (the opened raw snapshot) is awaited only once the clusters are in, so
+    reading its index overlaps the first requests. Rows of fetched vehicles go to
+    `fetched` as they arrive.
     """
     limiter = RequestLimiter(settings.athlon_max_concurrency)
     policy = RetryPolicy(
@@ -123,13 +135,40 @@ async def fetch_showroom(
             apply_loonheffingskorting=settings.apply_loonheffingskorting,
         )
         run = _Run(settings, previous, extracted_at, identity, member, new_client)
-        showroom = await run.fetch()
+        showroom = await run.fetch(fetched)
         showroom.stats = limiter.stats
         return showroom
     finally:
         await member.aclose()
         if run is not None and run.anonymous is not None:
             await run.anonymous.aclose()
+
+
+def spool_reused(
+    previous: PreviousSnapshot,
+    reused: dict[str, Planned],
+    extracted_at: datetime,
+    spool: RowSpool,
+) -> None:
+    """Complete each reused vehicle from its stored row and add it to `spool`.
+
+    Blocking (a database read); the summary is this run's, the details the stored
+    ones. `previous.rows` raises SnapshotChanged if `raw` changed meanwhile.
+    """
+    if not reused:
+        return
+    for stored in previous.rows(reused.keys()):
+        plan = reused[stored["id"]]
+        spool.add(
+            vehicle_row(
+                plan.summary,
+                stored,
+                hash_=plan.hash_,
+                extracted_at=extracted_at,
+                details_fetched_at=stored["details_fetched_at"],
+            )
+        )
+    log.info("Reused the stored details of %d vehicles", len(reused))
 
 
 class _Run:
@@ -146,7 +185,6 @@ class _Run:
     ) -> None:
         self.settings = settings
         self._previous = previous
-        self.previous = PreviousSnapshot()
         self.extracted_at = extracted_at
         self.identity = identity
         self.member = member
@@ -157,49 +195,37 @@ class _Run:
         self.fallbacks = 0
         self.done = 0
 
-    async def fetch(self) -> Showroom:
+    async def fetch(self, spool: RowSpool) -> Showroom:
         clusters = await self._clusters()
-        variations = await _all(self._variations(cluster) for cluster in clusters)
-        self.previous = await self._previous
-        baseline = self.previous.vehicle_count
-        planned = self._plan(clusters, variations)
-        to_fetch = [plan for plan in planned if plan.reused is None]
+        previous = await self._previous
+        planned = await _all(
+            self._plan_cluster(cluster, previous) for cluster in clusters
+        )
+        _refuse_duplicates(clusters, planned)
+        to_fetch: list[Planned] = []
+        reused: dict[str, Planned] = {}
+        for plans in planned:
+            for plan in plans:
+                if plan.reuse:
+                    reused[plan.summary["id"]] = plan
+                else:
+                    to_fetch.append(plan)
+        del planned
         log.info(
             "Showroom: %d clusters, %d vehicles; fetching details of %d, reusing %d",
             len(clusters),
-            len(planned),
+            len(to_fetch) + len(reused),
             len(to_fetch),
-            len(planned) - len(to_fetch),
+            len(reused),
         )
-        fetched = await _all(self._details(plan, len(to_fetch)) for plan in to_fetch)
-        details_by_id = {
-            plan.summary["id"]: details
-            for plan, details in zip(to_fetch, fetched, strict=True)
-        }
-        vehicles = []
-        for plan in planned:
-            vehicle_id = plan.summary["id"]
-            if plan.reused is not None:
-                details, fetched_at = plan.reused, plan.reused["details_fetched_at"]
-            else:
-                details, fetched_at = details_by_id.pop(vehicle_id), self.extracted_at
-            vehicles.append(
-                vehicle_row(
-                    plan.summary,
-                    details,
-                    hash_=plan.hash_,
-                    extracted_at=self.extracted_at,
-                    details_fetched_at=fetched_at,
-                )
-            )
+        await self._fetch_details(to_fetch, spool)
         return Showroom(
             clusters=clusters,
-            vehicles=vehicles,
-            details_fetched=len(to_fetch),
-            details_reused=len(planned) - len(to_fetch),
+            fetched=spool,
+            reused=reused,
             anonymous_fallbacks=self.fallbacks,
             unknown_fields=self.unknown,
-            previous_vehicle_count=baseline,
+            previous_vehicle_count=previous.vehicle_count,
         )
 
     async def _clusters(self) -> list[Row]:
@@ -217,8 +243,14 @@ class _Run:
             seen.add(key)
         return clusters
 
-    async def _variations(self, cluster: Row) -> list[Any]:
-        """The summaries of one cluster; no profile filters (the whole showroom)."""
+    async def _plan_cluster(
+        self, cluster: Row, previous: PreviousSnapshot
+    ) -> list[Planned]:
+        """The summaries of one cluster, validated, each marked reuse or fetch.
+
+        No profile filters: the whole showroom. The answer's JSON is dropped once
+        its summaries and hashes are taken.
+        """
         params = {
             "Filters.Segment": SEGMENT,
             "Filters.Make": cluster["make"],
@@ -226,35 +258,41 @@ class _Run:
             "Filters.SortBy": SORT_BY,
         }
         name = f"{cluster['make']} {cluster['model']}"
+        where = f"GET {VARIATIONS_ENDPOINT} for {name}"
         payload = await self.member.get(VARIATIONS_ENDPOINT, params, subject=name)
-        return expect_list(payload, f"GET {VARIATIONS_ENDPOINT} for {name}")
-
-    def _plan(self, clusters: list[Row], variations: list[list[Any]]) -> list[_Planned]:
-        """Validate every summary, decide per vehicle: reuse or fetch."""
-        planned: list[_Planned] = []
-        cluster_of: dict[str, str] = {}
         refresh_hours = self.settings.athlon_details_refresh_hours
-        for cluster, items in zip(clusters, variations, strict=True):
-            name = f"{cluster['make']} {cluster['model']}"
-            where = f"GET {VARIATIONS_ENDPOINT} for {name}"
-            for item in items:
-                summary = summary_columns(item, where, self.unknown)
-                vehicle_id = summary["id"]
-                if vehicle_id in cluster_of:
-                    raise ShapeError(
-                        f"{where}: vehicle {vehicle_id} was already listed under "
-                        f"{cluster_of[vehicle_id]}"
-                    )
-                cluster_of[vehicle_id] = name
-                hash_ = summary_hash(item, self.identity.context)
-                reused = self.previous.take_reusable(
-                    vehicle_id, hash_, self.extracted_at, refresh_hours
-                )
-                planned.append(_Planned(summary, hash_, reused))
-        self.previous.rows.clear()  # vehicles no longer listed: nothing to keep
-        return planned
+        plans = []
+        for item in expect_list(payload, where):
+            summary = summary_columns(item, where, self.unknown)
+            hash_ = summary_hash(item, self.identity.context)
+            reuse = previous.reusable(
+                summary["id"], hash_, self.extracted_at, refresh_hours
+            )
+            plans.append(Planned(summary, hash_, reuse))
+        return plans
 
-    async def _details(self, plan: _Planned, total: int) -> Row:
+    async def _fetch_details(self, plans: list[Planned], spool: RowSpool) -> None:
+        """Fetch each plan's details and spool its row as soon as it arrives."""
+        pending = iter(plans)
+        total = len(plans)
+
+        async def worker() -> None:
+            for plan in pending:  # shared: each plan goes to exactly one worker
+                details = await self._details(plan, total)
+                spool.add(
+                    vehicle_row(
+                        plan.summary,
+                        details,
+                        hash_=plan.hash_,
+                        extracted_at=self.extracted_at,
+                        details_fetched_at=self.extracted_at,
+                    )
+                )
+
+        workers = min(total, _WORKERS_PER_SLOT * self.settings.athlon_max_concurrency)
+        await _all(worker() for _ in range(workers))
+
+    async def _details(self, plan: Planned, total: int) -> Row:
         """`GET Vehicle` for one vehicle; a member's 404 is retried anonymously."""
         vehicle_id = plan.summary["id"]
         params = {"Segment": SEGMENT, "VehicleId": vehicle_id}
@@ -292,6 +330,21 @@ class _Run:
                 total,
                 100 * self.done // total,
             )
+
+
+def _refuse_duplicates(clusters: list[Row], planned: list[list[Planned]]) -> None:
+    """A vehicle listed under two clusters is an API fault (checked in list order)."""
+    cluster_of: dict[str, str] = {}
+    for cluster, plans in zip(clusters, planned, strict=True):
+        name = f"{cluster['make']} {cluster['model']}"
+        for plan in plans:
+            vehicle_id = plan.summary["id"]
+            if vehicle_id in cluster_of:
+                raise ShapeError(
+                    f"GET {VARIATIONS_ENDPOINT} for {name}: vehicle {vehicle_id} was "
+                    f"already listed under {cluster_of[vehicle_id]}"
+                )
+            cluster_of[vehicle_id] = name
 
 
 async def _all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:

@@ -1,15 +1,16 @@
 """The dlt source of the Athlon Flex showroom: three tables in dataset `raw`.
 
-The resources yield rows that `loader.showroom.fetch_showroom` already fetched and
-validated, so dlt never starts writing before the whole showroom is known to be good
-(see `loader.pipeline`). Column hints come from `loader.shapes`; the schema contract
-is explained in `loader/__init__.py`.
+The resources yield rows that `loader.showroom` already fetched and validated: the
+clusters from memory, the vehicles page by page from the run's spool files, so dlt
+never starts before the whole showroom is known to be good (see `loader.pipeline`)
+and never holds more than a page of vehicles. Column hints come from `loader.shapes`;
+the schema contract is explained in `loader/__init__.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import dlt
@@ -45,15 +46,18 @@ def _row_key(*parts: str) -> str:
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
-def athlon_showroom(clusters: list[Row], vehicles: list[Row]) -> Sequence[DltResource]:
+def athlon_showroom(
+    clusters: list[Row], vehicle_pages: Iterable[list[Row]]
+) -> Sequence[DltResource]:
     """The showroom at one moment: its clusters and its vehicles with their options.
 
     Args:
         clusters: rows of `GET VehicleCluster` (see `shapes.cluster_row`).
-        vehicles: rows of `GET VehicleVariation` merged with `GET Vehicle`, each with
-            an `options` list (see `shapes.vehicle_row`).
+        vehicle_pages: pages of rows of `GET VehicleVariation` merged with
+            `GET Vehicle`, each with an `options` list (see `shapes.vehicle_row`);
+            read once, lazily, during dlt's extract.
     """
-    return (vehicle_clusters(clusters), vehicles_resource(vehicles))
+    return (vehicle_clusters(clusters), vehicles_resource(vehicle_pages))
 
 
 @dlt.resource(
@@ -81,7 +85,7 @@ def vehicle_clusters(rows: list[Row]) -> Iterator[Any]:
     columns=VEHICLE_COLUMNS,
     nested_hints={"options": dlt.mark.make_nested_hints(columns=OPTION_COLUMNS)},
 )
-def vehicles_resource(rows: list[Row]) -> Iterator[Any]:
+def vehicles_resource(pages: Iterable[list[Row]]) -> Iterator[Any]:
     """`raw.vehicles` (one row per vehicle) and its child `raw.vehicles__options`.
 
     Summary (`GET VehicleVariation`) and details (`GET Vehicle`) of each vehicle in
@@ -91,6 +95,12 @@ def vehicles_resource(rows: list[Row]) -> Iterator[Any]:
     dlt treats a nested table with a primary key as a root table and would drop its
     `_dlt_parent_id` link.
     """
-    for row in rows:
-        row["_dlt_id"] = _row_key(row["id"])
-    yield rows if rows else dlt.mark.materialize_table_schema()
+    empty = True
+    for page in pages:
+        for row in page:
+            row["_dlt_id"] = _row_key(row["id"])
+        if page:
+            empty = False
+            yield page
+    if empty:
+        yield dlt.mark.materialize_table_schema()

@@ -92,7 +92,7 @@ def test_new_vehicle_is_fetched_and_a_leased_one_disappears_with_its_options(
     loaded = {row["id"]: row for row in rows(db, "vehicles")}
     assert set(loaded) == {vehicle.id for vehicle in fake_api.catalog.vehicles}
     assert comparable_vehicle(loaded[arrived.id]) == expected_vehicle(arrived)
-    options = rows(db, "vehicles__options")
+    options = rows(db, "vehicles__options", "vehicle_id, _dlt_list_idx")
     assert {row["vehicle_id"] for row in options} == set(loaded)
     assert [
         row["option_name"] for row in options if row["vehicle_id"] == arrived.id
