@@ -1,16 +1,17 @@
 """The load stage: fetch and check the whole showroom, then let dlt replace `raw`.
 
 Steps of `load()`, all inside one temporary working directory:
-1. Read the index of the current `raw` snapshot (vehicle count for the shrink check,
-   which rows' details can be reused) in a thread while the first API requests run.
+1. Copy the current `raw` snapshot to a spool on disk, in a thread while the API is
+   asked for the summaries (vehicle count for the shrink check; the rows whose
+   details can be reused).
 2. Fetch everything from the API into validated rows (`loader.showroom`), spooled to
-   disk as they arrive; then complete the reused vehicles from their stored rows,
-   streamed from Postgres into a second spool.
+   disk as they arrive.
 3. Refuse implausible pictures: an empty showroom (unless `allow_shrink`), a shrink
    of more than ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (unless
    `allow_shrink`), vehicles without a single option between them (the API lists
    every option of every car, included or not).
-4. Hand the spooled rows to dlt, a page at a time, in a fresh pipeline directory (no
+4. Hand the spooled rows (reused vehicles completed with this run's summary) to dlt,
+   a page at a time, in a fresh pipeline directory (no
    stale package can be replayed, no state is restored from the destination) and
    load with `replace` + `insert-from-staging`, as CSV through COPY.
 Any failure in 1-3 raises `LoadError` before dlt runs; `raw` is untouched. A failure
@@ -57,7 +58,7 @@ from athlon_flex.database import (
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.http import ApiError
-from loader.previous import PreviousSnapshot, SnapshotChanged
+from loader.previous import PreviousSnapshot
 from loader.settings import (
     CLUSTERS_TABLE,
     DATASET_NAME,
@@ -66,7 +67,7 @@ from loader.settings import (
     VEHICLES_TABLE,
 )
 from loader.shapes import Row, ShapeError
-from loader.showroom import Showroom, fetch_showroom, spool_reused
+from loader.showroom import Showroom, fetch_showroom, reused_pages
 from loader.source import athlon_showroom
 from loader.spool import PAGE_ROWS, RowSpool
 
@@ -113,23 +114,22 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     with tempfile.TemporaryDirectory(prefix="athlon-load-") as workdir:
         work = Path(workdir)
         fetched = RowSpool(work / "fetched.pickle")
-        reused = RowSpool(work / "reused.pickle")
+        stored = RowSpool(work / "stored.pickle")
         try:
             connection = ensure_postgres(settings)
-            showroom = _fetch_all(settings, connection, extracted_at, fetched, reused)
+            previous = PreviousSnapshot(connection)
+            showroom = asyncio.run(
+                _fetch(settings, previous, stored, extracted_at, fetched)
+            )
         except (ApiError, ShapeError) as error:
             raise LoadError(f"{error}; {UNCHANGED}") from error
-        except SnapshotChanged as error:
-            raise LoadError(
-                f"{error} (did another load run at the same time?); {UNCHANGED}"
-            ) from error
         except (DatabaseError, psycopg2.Error) as error:
             raise LoadError(
                 f"Could not read the current raw tables: {error}; {UNCHANGED}"
             ) from error
         finally:
             fetched.close()
-            reused.close()
+            stored.close()
         if showroom.unknown_fields:
             log.info(
                 "API fields not loaded (not in loader.shapes): %s",
@@ -137,8 +137,8 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
             )
         counts = {
             CLUSTERS_TABLE: len(showroom.clusters),
-            VEHICLES_TABLE: fetched.rows + reused.rows,
-            OPTIONS_TABLE: fetched.options + reused.options,
+            VEHICLES_TABLE: fetched.rows + len(showroom.reused),
+            OPTIONS_TABLE: fetched.options + previous.option_count(showroom.reused),
         }
         _check_plausible(
             counts,
@@ -147,7 +147,9 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
             allow_shrink=allow_shrink,
         )
         if counts[VEHICLES_TABLE]:
-            vehicle_pages = itertools.chain(fetched.pages(), reused.pages())
+            vehicle_pages = itertools.chain(
+                fetched.pages(), reused_pages(stored, showroom.reused, extracted_at)
+            )
             _write(showroom.clusters, vehicle_pages, connection, work / "dlt")
         else:
             _empty_raw(connection)
@@ -159,7 +161,7 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
         retries=stats.retries,
         seconds=round(time.perf_counter() - started, 3),
         details_fetched=fetched.rows,
-        details_reused=reused.rows,
+        details_reused=len(showroom.reused),
         max_in_flight=stats.max_in_flight,
         anonymous_fallbacks=showroom.anonymous_fallbacks,
         extracted_at=extracted_at,
@@ -168,29 +170,15 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     return summary
 
 
-def _fetch_all(
-    settings: Settings,
-    connection: PostgresConnection,
-    extracted_at: datetime,
-    fetched: RowSpool,
-    reused: RowSpool,
-) -> Showroom:
-    """Fetch the showroom into `fetched`, then the reused vehicles into `reused`."""
-    previous = PreviousSnapshot(connection)
-    showroom = asyncio.run(_fetch(settings, previous, extracted_at, fetched))
-    spool_reused(previous, showroom.reused, extracted_at, reused)
-    showroom.reused.clear()  # all in the spool now
-    return showroom
-
-
 async def _fetch(
     settings: Settings,
     previous: PreviousSnapshot,
+    stored: RowSpool,
     extracted_at: datetime,
     fetched: RowSpool,
 ) -> Showroom:
-    """Fetch the showroom while a thread reads the current raw snapshot's index."""
-    opening = asyncio.ensure_future(asyncio.to_thread(previous.read))
+    """Fetch the showroom while a thread copies the current raw snapshot."""
+    opening = asyncio.ensure_future(asyncio.to_thread(previous.read, stored))
     try:
         return await fetch_showroom(settings, opening, extracted_at, fetched)
     finally:

@@ -4,13 +4,12 @@ Two uses: the vehicle count is the baseline of the shrink check, and the stored 
 (with their options) let the run reuse the details of vehicles whose summary did not
 change, so a steady run asks the API only for clusters and summaries.
 
-Memory stays small whatever the showroom's size: `read()` reads only an index (per
-vehicle its summary hash and when its details were fetched), and `rows()` streams the
-stored rows through server-side cursors, one vehicle at a time, for the caller to
-spool. Each is a short transaction of its own (no transaction stays open, and no lock
-is held, while the API is asked); `rows()` checks that every wanted row is still the
-one the index described, and raises `SnapshotChanged` otherwise, so a load that
-committed in between (which the pipeline lock rules out) cannot mix two snapshots.
+`read()` copies every stored row, options attached, into a `RowSpool` on disk and
+keeps only a small index in memory (per vehicle: summary hash, when its details were
+fetched, how many options it has). It runs in a thread while the API is asked for
+the summaries, in one short read-only REPEATABLE READ transaction, so the count, the
+index and the copied rows all describe the same snapshot. Vehicles and options come
+through server-side cursors and are merged here, so neither table is held whole.
 
 A missing table (first run) or a table without every column the loader writes (an
 older loader) is not an error: there is simply nothing to reuse.
@@ -20,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 import psycopg2.extensions
@@ -29,6 +28,7 @@ from psycopg2 import sql
 from athlon_flex.database import PostgresConnection, connect
 from loader.settings import DATASET_NAME, OPTIONS_TABLE, VEHICLES_TABLE
 from loader.shapes import OPTION_COLUMNS, VEHICLE_COLUMNS, Row
+from loader.spool import RowSpool
 
 log = logging.getLogger(__name__)
 
@@ -37,49 +37,48 @@ _VEHICLES_PER_FETCH = 200
 _OPTIONS_PER_FETCH = 2000
 
 
-class SnapshotChanged(Exception):
-    """A stored row differs from, or is missing against, the index read earlier."""
-
-
 class PreviousSnapshot:
-    """The current `raw` snapshot: its size, what is reusable, and its rows on demand.
+    """The current `raw` snapshot: its size, and which vehicles' details are reusable.
 
-    Use `read()` first (a blocking database read: run it in a thread), then
-    `reusable()` per vehicle and `rows()` for the reused ones.
+    `read(spool)` first (a blocking database read: run it in a thread), then
+    `reusable()` per vehicle; the reused vehicles' rows are in the spool.
     """
 
     def __init__(self, connection: PostgresConnection) -> None:
         self._connection = connection
         self.vehicle_count = 0
-        # vehicle id -> (summary hash, details fetched at) of every reusable row
-        self._index: dict[str, tuple[str, datetime]] = {}
+        # vehicle id -> (summary hash, details fetched at, options) of each stored row
+        self._index: dict[str, tuple[str, datetime, int]] = {}
 
-    def read(self) -> PreviousSnapshot:
-        """Read the vehicle count and the reuse index."""
-        with connect(self._connection) as conn, conn.cursor() as cursor:
-            cursor.execute(
-                "select to_regclass(%s) is not null",
-                (f"{DATASET_NAME}.{VEHICLES_TABLE}",),
+    def read(self, spool: RowSpool) -> PreviousSnapshot:
+        """Count the stored vehicles; copy the reusable rows into `spool`."""
+        with connect(self._connection) as conn:
+            conn.set_session(
+                isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ,
+                readonly=True,
             )
-            (exists,) = cursor.fetchone()
-            if not exists:
-                return self
-            cursor.execute(
-                sql.SQL("select count(*) from {}").format(_table(VEHICLES_TABLE))
-            )
-            (self.vehicle_count,) = cursor.fetchone()
-            if self.vehicle_count == 0 or not _has_every_column(cursor):
-                return self
-            cursor.execute(
-                sql.SQL(
-                    "select id, summary_hash, details_fetched_at from {} "
-                    "where summary_hash is not null and details_fetched_at is not null"
-                ).format(_table(VEHICLES_TABLE))
-            )
-            self._index = {
-                vehicle_id: (hash_, fetched_at)
-                for vehicle_id, hash_, fetched_at in cursor
-            }
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "select to_regclass(%s) is not null",
+                    (f"{DATASET_NAME}.{VEHICLES_TABLE}",),
+                )
+                (exists,) = cursor.fetchone()
+                if not exists:
+                    return self
+                cursor.execute(
+                    sql.SQL("select count(*) from {}").format(_table(VEHICLES_TABLE))
+                )
+                (self.vehicle_count,) = cursor.fetchone()
+                if self.vehicle_count == 0 or not _has_every_column(cursor):
+                    return self
+            for row in _stored_rows(conn):
+                self._index[row["id"]] = (
+                    row["summary_hash"],
+                    row["details_fetched_at"],
+                    len(row["options"]),
+                )
+                spool.add(row)
+        spool.close()
         return self
 
     def reusable(
@@ -97,73 +96,48 @@ class PreviousSnapshot:
         age_limit = timedelta(hours=refresh_hours * _spread(vehicle_id))
         return now - stored[1] < age_limit
 
-    def rows(self, wanted: Collection[str]) -> Iterator[Row]:
-        """The stored rows whose id is in `wanted`, each with its `options` list.
+    def option_count(self, vehicle_ids: Iterable[str]) -> int:
+        """Options of these stored vehicles together."""
+        return sum(self._index[vehicle_id][2] for vehicle_id in vehicle_ids)
 
-        Every id in `wanted` must be in the index (see `reusable`). Raises
-        SnapshotChanged, after the last row, if one was missing or no longer the row
-        the index described.
-        """
-        with connect(self._connection) as conn:
-            yielded = 0
-            for row in self._stream(conn, wanted):
-                if self._index.get(row["id"]) != (
-                    row["summary_hash"],
-                    row["details_fetched_at"],
-                ):
-                    raise SnapshotChanged(
-                        f"raw.vehicles row {row['id']} changed during this load"
-                    )
-                yielded += 1
-                yield row
-        if yielded != len(wanted):
-            raise SnapshotChanged(
-                f"raw.vehicles lost {len(wanted) - yielded} of the {len(wanted)} "
-                "vehicles whose details this load reuses"
-            )
 
-    @staticmethod
-    def _stream(
-        conn: psycopg2.extensions.connection, wanted: Collection[str]
-    ) -> Iterator[Row]:
-        """Vehicles and options from two server-side cursors, merged by vehicle id.
+def _stored_rows(conn: psycopg2.extensions.connection) -> Iterator[Row]:
+    """Every stored vehicle with its `options`, from two server-side cursors.
 
-        Both are ordered by vehicle id in byte order (also Python's string order),
-        so neither table is ever held whole.
-        """
-        vehicle_columns = list(VEHICLE_COLUMNS)
-        option_columns = list(OPTION_COLUMNS)
-        parent = option_columns.index("vehicle_id")
-        vehicles = conn.cursor(name="previous_vehicles")
-        vehicles.itersize = _VEHICLES_PER_FETCH
-        vehicles.execute(
-            sql.SQL('select {} from {} order by id collate "C"').format(
-                _columns(vehicle_columns), _table(VEHICLES_TABLE)
-            )
+    Both are ordered by vehicle id in byte order (also Python's string order) and
+    merged here. `extracted_at` is left out: the run sets its own on every row.
+    """
+    vehicle_columns = [c for c in VEHICLE_COLUMNS if c != "extracted_at"]
+    option_columns = [c for c in OPTION_COLUMNS if c != "extracted_at"]
+    parent = option_columns.index("vehicle_id")
+    vehicles = conn.cursor(name="previous_vehicles")
+    vehicles.itersize = _VEHICLES_PER_FETCH
+    vehicles.execute(
+        sql.SQL('select {} from {} order by id collate "C"').format(
+            _columns(vehicle_columns), _table(VEHICLES_TABLE)
         )
-        options = conn.cursor(name="previous_options")
-        options.itersize = _OPTIONS_PER_FETCH
-        options.execute(
-            sql.SQL(
-                'select {} from {} order by vehicle_id collate "C", _dlt_list_idx'
-            ).format(_columns(option_columns), _table(OPTIONS_TABLE))
-        )
-        try:
-            option = next(options, None)
-            for values in vehicles:
-                row = _as_row(vehicle_columns, values)
-                vehicle_id = row["id"]
-                row_options = []
-                while option is not None and option[parent] <= vehicle_id:
-                    if option[parent] == vehicle_id:
-                        row_options.append(_as_row(option_columns, option))
-                    option = next(options, None)
-                if vehicle_id in wanted:
-                    row["options"] = row_options
-                    yield row
-        finally:
-            vehicles.close()
-            options.close()
+    )
+    options = conn.cursor(name="previous_options")
+    options.itersize = _OPTIONS_PER_FETCH
+    options.execute(
+        sql.SQL(
+            'select {} from {} order by vehicle_id collate "C", _dlt_list_idx'
+        ).format(_columns(option_columns), _table(OPTIONS_TABLE))
+    )
+    try:
+        option = next(options, None)
+        for values in vehicles:
+            row = _as_row(vehicle_columns, values)
+            row_options = []
+            while option is not None and option[parent] <= row["id"]:
+                if option[parent] == row["id"]:
+                    row_options.append(_as_row(option_columns, option))
+                option = next(options, None)
+            row["options"] = row_options
+            yield row
+    finally:
+        vehicles.close()
+        options.close()
 
 
 def _as_row(columns: list[str], values: tuple) -> Row:

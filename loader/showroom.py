@@ -8,9 +8,10 @@ the wrong shape, cancels the rest and raises; the caller turns that into a LoadE
 before dlt sees a single row.
 
 Memory: each fetched vehicle's row goes straight into a `RowSpool` (a file in the
-run's working directory); only the small summaries of the reused vehicles stay in
-memory until `spool_reused` completes them from the stored rows, streamed from
-Postgres. So the run never holds the showroom, let alone twice.
+run's working directory), as the stored rows went into another while the summaries
+were fetched (`PreviousSnapshot.read`); only the reused vehicles' summaries stay in
+memory, and `reused_pages` joins them to their stored rows while dlt reads. So the
+run never holds the showroom, let alone twice.
 
 Details are the expensive part (one request per vehicle). A vehicle's stored row is
 reused when its summary hash (the VehicleVariation JSON plus who asked) is unchanged and
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -64,7 +65,7 @@ class Planned:
 
     summary: Row
     hash_: str
-    reuse: bool
+    reuse: bool = False
 
 
 @dataclass(repr=False)
@@ -72,8 +73,8 @@ class Showroom:
     """What the API showed, minus the reused vehicles' details, plus what it cost.
 
     `fetched` holds the rows of the vehicles whose details were fetched; `reused` the
-    plans of the others, to be completed from `raw` by `spool_reused`. No generated
-    repr: asyncio formats the result of the finished task.
+    plans of the others, completed from their stored rows by `reused_pages`. No
+    generated repr: asyncio formats the result of the finished task.
     """
 
     clusters: list[Row]
@@ -103,8 +104,8 @@ async def fetch_showroom(
 ) -> Showroom:
     """Everything the API shows now; ApiError or ShapeError on any failure.
 
-    `previous` (the opened raw snapshot) is awaited only once the clusters are in, so
-    reading its index overlaps the first requests. Rows of fetched vehicles go to
+    `previous` (the raw snapshot being read) is awaited only once the summaries are
+    in, so copying it overlaps the first requests. Rows of fetched vehicles go to
     `fetched` as they arrive.
     """
     limiter = RequestLimiter(settings.athlon_max_concurrency)
@@ -144,31 +145,30 @@ async def fetch_showroom(
             await run.anonymous.aclose()
 
 
-def spool_reused(
-    previous: PreviousSnapshot,
-    reused: dict[str, Planned],
-    extracted_at: datetime,
-    spool: RowSpool,
-) -> None:
-    """Complete each reused vehicle from its stored row and add it to `spool`.
+def reused_pages(
+    stored: RowSpool, reused: dict[str, Planned], extracted_at: datetime
+) -> Iterator[list[Row]]:
+    """The reused vehicles' rows, a page at a time: this run's summary, stored details.
 
-    Blocking (a database read); the summary is this run's, the details the stored
-    ones. `previous.rows` raises SnapshotChanged if `raw` changed meanwhile.
+    `stored` is the spool `PreviousSnapshot.read` filled; vehicles no longer listed
+    or whose details are refetched are skipped.
     """
-    if not reused:
-        return
-    for stored in previous.rows(reused.keys()):
-        plan = reused[stored["id"]]
-        spool.add(
-            vehicle_row(
-                plan.summary,
-                stored,
-                hash_=plan.hash_,
-                extracted_at=extracted_at,
-                details_fetched_at=stored["details_fetched_at"],
-            )
-        )
-    log.info("Reused the stored details of %d vehicles", len(reused))
+    for page in stored.pages():
+        rows = []
+        for row in page:
+            plan = reused.get(row["id"])
+            if plan is not None:
+                rows.append(
+                    vehicle_row(
+                        plan.summary,
+                        row,
+                        hash_=plan.hash_,
+                        extracted_at=extracted_at,
+                        details_fetched_at=row["details_fetched_at"],
+                    )
+                )
+        if rows:
+            yield rows
 
 
 class _Run:
@@ -197,20 +197,23 @@ class _Run:
 
     async def fetch(self, spool: RowSpool) -> Showroom:
         clusters = await self._clusters()
+        summaries = await _all(self._summaries(cluster) for cluster in clusters)
+        _refuse_duplicates(clusters, summaries)
+        # The copy of the stored snapshot ran while the summaries were asked for.
         previous = await self._previous
-        planned = await _all(
-            self._plan_cluster(cluster, previous) for cluster in clusters
-        )
-        _refuse_duplicates(clusters, planned)
+        refresh_hours = self.settings.athlon_details_refresh_hours
         to_fetch: list[Planned] = []
         reused: dict[str, Planned] = {}
-        for plans in planned:
+        for plans in summaries:
             for plan in plans:
+                plan.reuse = previous.reusable(
+                    plan.summary["id"], plan.hash_, self.extracted_at, refresh_hours
+                )
                 if plan.reuse:
                     reused[plan.summary["id"]] = plan
                 else:
                     to_fetch.append(plan)
-        del planned
+        del summaries
         log.info(
             "Showroom: %d clusters, %d vehicles; fetching details of %d, reusing %d",
             len(clusters),
@@ -243,10 +246,8 @@ class _Run:
             seen.add(key)
         return clusters
 
-    async def _plan_cluster(
-        self, cluster: Row, previous: PreviousSnapshot
-    ) -> list[Planned]:
-        """The summaries of one cluster, validated, each marked reuse or fetch.
+    async def _summaries(self, cluster: Row) -> list[Planned]:
+        """The summaries of one cluster, validated and hashed (reuse not decided).
 
         No profile filters: the whole showroom. The answer's JSON is dropped once
         its summaries and hashes are taken.
@@ -260,16 +261,13 @@ class _Run:
         name = f"{cluster['make']} {cluster['model']}"
         where = f"GET {VARIATIONS_ENDPOINT} for {name}"
         payload = await self.member.get(VARIATIONS_ENDPOINT, params, subject=name)
-        refresh_hours = self.settings.athlon_details_refresh_hours
-        plans = []
-        for item in expect_list(payload, where):
-            summary = summary_columns(item, where, self.unknown)
-            hash_ = summary_hash(item, self.identity.context)
-            reuse = previous.reusable(
-                summary["id"], hash_, self.extracted_at, refresh_hours
+        return [
+            Planned(
+                summary_columns(item, where, self.unknown),
+                summary_hash(item, self.identity.context),
             )
-            plans.append(Planned(summary, hash_, reuse))
-        return plans
+            for item in expect_list(payload, where)
+        ]
 
     async def _fetch_details(self, plans: list[Planned], spool: RowSpool) -> None:
         """Fetch each plan's details and spool its row as soon as it arrives."""
