@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,8 +105,7 @@ def _stage_in_child(stage: str, settings: Settings, queue) -> None:
     except Exception as caught:  # reported to the parent, which fails loudly
         summary, error = None, f"{type(caught).__name__}: {caught}"
     finished = time.perf_counter()
-    # ru_maxrss is in KiB on Linux.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     queue.put(
         (
             finished - started,
@@ -115,6 +115,25 @@ def _stage_in_child(stage: str, settings: Settings, queue) -> None:
             error,
         )
     )
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory since it started its program.
+
+    Not `ru_maxrss`: Linux carries that across exec, so a spawned child would report
+    at least the bench's own size at the fork (the simulated API and its catalog),
+    which hid the stage's real figure. VmHWM belongs to the new program only.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    # Elsewhere (macOS: bytes, not KiB; may include the parent as above).
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
 def _run_stage(stage: str, settings: Settings) -> tuple[float, float, float, str]:
