@@ -137,7 +137,7 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
             )
         counts = {
             CLUSTERS_TABLE: len(showroom.clusters),
-            VEHICLES_TABLE: fetched.rows + len(showroom.reused),
+            VEHICLES_TABLE: showroom.vehicle_count,
             OPTIONS_TABLE: fetched.options + previous.option_count(showroom.reused),
         }
         _check_plausible(
