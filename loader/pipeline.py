@@ -137,12 +137,12 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
             )
         counts = {
             CLUSTERS_TABLE: len(showroom.clusters),
-            VEHICLES_TABLE: showroom.vehicle_count,
+            VEHICLES_TABLE: fetched.rows + len(showroom.reused),
             OPTIONS_TABLE: fetched.options + previous.option_count(showroom.reused),
         }
         _check_plausible(
             counts,
-            showroom.previous_vehicle_count,
+            previous.vehicle_count,
             settings,
             allow_shrink=allow_shrink,
         )

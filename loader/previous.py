@@ -78,7 +78,6 @@ class PreviousSnapshot:
                     len(row["options"]),
                 )
                 spool.add(row)
-        spool.close()
         return self
 
     def reusable(

@@ -61,39 +61,29 @@ _WORKERS_PER_SLOT = 2
 
 @dataclass
 class Planned:
-    """A vehicle whose summary is known; its details are reused or still to fetch."""
+    """A vehicle whose summary is validated and hashed: to reuse or to fetch."""
 
     summary: Row
     hash_: str
-    reuse: bool = False
 
 
 @dataclass(repr=False)
 class Showroom:
-    """What the API showed, minus the reused vehicles' details, plus what it cost.
+    """What the API showed besides the fetched rows (those are in the caller's spool).
 
-    `fetched` holds the rows of the vehicles whose details were fetched; `reused` the
-    plans of the others, completed from their stored rows by `reused_pages`. No
-    generated repr: asyncio formats the result of the finished task.
+    `reused` holds the plans of the vehicles whose details are reused, completed from
+    their stored rows by `reused_pages`. No generated repr: asyncio formats the
+    result of the finished task.
     """
 
     clusters: list[Row]
-    fetched: RowSpool
     reused: dict[str, Planned]
-    previous_vehicle_count: int = 0
     anonymous_fallbacks: int = 0
     unknown_fields: set[str] = field(default_factory=set)
     stats: HttpStats = field(default_factory=HttpStats)
 
-    @property
-    def vehicle_count(self) -> int:
-        return self.fetched.rows + len(self.reused)
-
     def __repr__(self) -> str:
-        return (
-            f"Showroom({len(self.clusters)} clusters, {self.fetched.rows} vehicles "
-            f"fetched, {len(self.reused)} reused)"
-        )
+        return f"Showroom({len(self.clusters)} clusters, {len(self.reused)} reused)"
 
 
 async def fetch_showroom(
@@ -206,11 +196,11 @@ class _Run:
         reused: dict[str, Planned] = {}
         for plans in summaries:
             for plan in plans:
-                plan.reuse = previous.reusable(
-                    plan.summary["id"], plan.hash_, self.extracted_at, refresh_hours
-                )
-                if plan.reuse:
-                    reused[plan.summary["id"]] = plan
+                vehicle_id = plan.summary["id"]
+                if previous.reusable(
+                    vehicle_id, plan.hash_, self.extracted_at, refresh_hours
+                ):
+                    reused[vehicle_id] = plan
                 else:
                     to_fetch.append(plan)
         del summaries
@@ -224,11 +214,9 @@ class _Run:
         await self._fetch_details(to_fetch, spool)
         return Showroom(
             clusters=clusters,
-            fetched=spool,
             reused=reused,
             anonymous_fallbacks=self.fallbacks,
             unknown_fields=self.unknown,
-            previous_vehicle_count=previous.vehicle_count,
         )
 
     async def _clusters(self) -> list[Row]:
@@ -247,7 +235,7 @@ class _Run:
         return clusters
 
     async def _summaries(self, cluster: Row) -> list[Planned]:
-        """The summaries of one cluster, validated and hashed (reuse not decided).
+        """The summaries of one cluster, validated and hashed.
 
         No profile filters: the whole showroom. The answer's JSON is dropped once
         its summaries and hashes are taken.

@@ -4,7 +4,7 @@ Measured with tracemalloc: every Python allocation the load makes, in every thre
 counted exactly, so unlike RSS or time it does not depend on the machine's load. A
 showroom four times larger may cost a little more (the summaries of the vehicles
 whose details are reused stay in memory, about 2 KiB each), but nowhere near four
-times: before the loader streamed, it held every row (~50 KiB per vehicle with its
+times: before the loader streamed, it held every row (~55 KiB per vehicle with its
 options) and the peak grew with the showroom. RSS figures at 1,000 to 10,000
 vehicles are in docs/benchmarks.md.
 """
