@@ -117,8 +117,9 @@ def run_demo(
                 )
     echo("")
     echo(
-        "Done. Browse the history with `athlon-flex docs`, or query "
-        "marts.vehicle_availability in the demo database."
+        "Done. The demo's history stays in its own database; browse it with "
+        f"`ATHLON_DATA_DIR={demo.data_dir} POSTGRES_DB={DEMO_DATABASE} "
+        "athlon-flex docs` (marts.vehicle_availability has every window)."
     )
 
 
