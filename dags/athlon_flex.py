@@ -3,7 +3,7 @@
 Wiring only. Each task calls the stage function the CLI calls (docs/architecture.md),
 imported inside the task, so parsing this file imports no dlt or dbt and touches no
 database or network. Failure alerts (ALERT_AFTER_FAILURES failed runs in a row, one
-email, one more on recovery) are in athlon_flex/alerts.py. docs/deploy.md explains
+email, one more on recovery) are in watcher/alerts.py. docs/deploy.md explains
 why dbt runs as one task rather than one task per model.
 """
 
@@ -24,7 +24,7 @@ from airflow.sdk import (
     task,
 )
 
-from athlon_flex.alerts import AirflowAlerts
+from watcher.alerts import AirflowAlerts
 
 if TYPE_CHECKING:
     from athlon_flex.settings import Settings
@@ -39,7 +39,7 @@ NOT_RETRYABLE = ExceptionRetryPolicy(
     rules=[
         RetryRule(
             exception=[
-                "athlon_flex.transform.TransformError",
+                "transform.runner.TransformError",
                 "athlon_flex.settings.SettingsError",
             ],
             action=RetryAction.FAIL,
@@ -81,8 +81,8 @@ def _run_locked(stage: Callable[[Settings], T]) -> T:
     finds it taken fails at once and Airflow retries it after the backoff.
     """
     from athlon_flex.database import ensure_postgres
-    from athlon_flex.pipeline import pipeline_lock
     from athlon_flex.settings import load_settings
+    from watcher.cycle import pipeline_lock
 
     settings = load_settings()
     with pipeline_lock(ensure_postgres(settings)):
@@ -154,14 +154,14 @@ def athlon_flex() -> None:
     def source_freshness() -> None:
         """`dbt source freshness`: fail if `raw` was not refreshed by the load."""
         from athlon_flex.settings import load_settings
-        from athlon_flex.transform import check_source_freshness
+        from transform.runner import check_source_freshness
 
         check_source_freshness(load_settings())
 
     @task(execution_timeout=timedelta(minutes=20))
     def dbt_build() -> str:
         """`dbt build`: snapshots, models and every data test, in dependency order."""
-        from athlon_flex.transform import build
+        from transform.runner import build
 
         return str(_run_locked(build))
 

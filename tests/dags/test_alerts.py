@@ -9,7 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from athlon_flex.alerts import (
+from athlon_flex.settings import Settings
+from notifier.mailer import MailError
+from tests.support.smtp import SmtpServer
+from watcher.alerts import (
     AlertOutcome,
     PipelineHealth,
     read_health,
@@ -17,9 +20,6 @@ from athlon_flex.alerts import (
     record_run_success,
     record_task_error,
 )
-from athlon_flex.settings import Settings
-from notifier.mailer import MailError
-from tests.support.smtp import SmtpServer
 
 PIPELINE = "athlon_flex"
 OPERATOR = "ops@example.org"

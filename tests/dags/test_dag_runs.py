@@ -22,8 +22,8 @@ import psycopg2.extensions
 import pytest
 from pydantic import SecretStr
 
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
+from simulation.fake_api import FakeShowroom
 from tests.dags.airflow_env import airflow_env, run_airflow
 from tests.support.raw_tables import (
     CatalogState,

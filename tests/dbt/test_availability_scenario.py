@@ -1,7 +1,7 @@
 """Walk the showroom through time with real dbt on real PostgreSQL; assert exact rows.
 
 Each step writes one catalog state to `raw` (as a loader run would) and runs
-`athlon_flex.transform.build`; the assertions pin marts.vehicle_availability, the
+`transform.runner.build`; the assertions pin marts.vehicle_availability, the
 snapshot row counts and the timestamps the snapshots carry.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from athlon_flex.settings import Settings
-from athlon_flex.transform import TransformError, build, run_unit_tests
 from tests.dbt.readback import at, query, snapshot_counts, windows
 from tests.support.raw_tables import (
     CatalogState,
@@ -19,6 +18,7 @@ from tests.support.raw_tables import (
     with_price,
     write_state,
 )
+from transform.runner import TransformError, build, run_unit_tests
 
 A = make_vehicle("veh-a", make="Volkswagen", model="Golf", price=500.0)
 B = make_vehicle("veh-b", make="Volkswagen", model="Polo", price=450.0)

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from athlon_flex.transform import (
+from tests.support.raw_tables import CatalogState, make_vehicle, write_state
+from transform.runner import (
     TransformError,
     check_source_freshness,
     docs_server,
     generate_docs,
 )
-from tests.support.raw_tables import CatalogState, make_vehicle, write_state
 
 
 def test_source_freshness_warns_after_30_minutes_and_fails_after_2_hours(
@@ -25,7 +25,7 @@ def test_source_freshness_warns_after_30_minutes_and_fails_after_2_hours(
     now = datetime.now(UTC)
 
     write_state(raw_db, state, now - timedelta(minutes=45))
-    with caplog.at_level(logging.WARNING, logger="athlon_flex.transform"):
+    with caplog.at_level(logging.WARNING, logger="transform.runner"):
         check_source_freshness(settings)  # a warning, not an error
     stale = [
         r.getMessage() for r in caplog.records if "getting stale" in r.getMessage()

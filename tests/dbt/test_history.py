@@ -19,10 +19,10 @@ from datetime import timedelta
 import pytest
 
 from athlon_flex.settings import Settings
-from athlon_flex.transform import build
 from tests.dbt.history import fast_forward, versions_of
 from tests.dbt.readback import query, snapshot_counts
 from tests.support.raw_tables import generate_history, write_state
+from transform.runner import build
 
 log = logging.getLogger(__name__)
 

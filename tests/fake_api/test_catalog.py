@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from athlon_flex.fake_api import (
+from simulation.fake_api import (
     KM_PER_MONTH,
     MODELS,
     Catalog,
@@ -18,7 +18,7 @@ from athlon_flex.fake_api import (
     FuelType,
     Vehicle,
 )
-from athlon_flex.fake_api.reference_data import COLOURS, OPTIONS
+from simulation.fake_api.reference_data import COLOURS, OPTIONS
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Dutch sidecodes of recent cars: 6 characters in three groups of letters or digits.

@@ -12,7 +12,7 @@ import pytest
 from athlon_flex_client import AthlonFlexClient
 from athlon_flex_client.models.vehicle_cluster import DetailLevel
 
-from athlon_flex.fake_api import (
+from simulation.fake_api import (
     FakeShowroom,
     contribution_per_month,
     net_cost_per_month,

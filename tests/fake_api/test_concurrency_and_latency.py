@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from athlon_flex.fake_api import FakeShowroom
+from simulation.fake_api import FakeShowroom
 
 
 def test_concurrent_requests_overlap_and_max_in_flight_counts_them(

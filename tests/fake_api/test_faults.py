@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from athlon_flex.fake_api import FakeShowroom
+from simulation.fake_api import FakeShowroom
 
 
 def get_vehicle(http: httpx.Client, vehicle_id: str) -> httpx.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from athlon_flex.fake_api import Catalog, FakeShowroom
+from simulation.fake_api import Catalog, FakeShowroom
 
 
 def test_an_unknown_path_is_a_json_404(fake_api: FakeShowroom) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from athlon_flex_client.models.tax_rate import TaxRate, TaxRates
 
-from athlon_flex.fake_api import (
+from simulation.fake_api import (
     SESSION_COOKIE,
     TAX_RATES_PAGE_ID,
     FakeShowroom,

@@ -16,7 +16,7 @@ from athlon_flex_client.models.profile import Profile
 from athlon_flex_client.models.tax_rate import TaxRate
 from athlon_flex_client.models.vehicle import Vehicle as ClientVehicle
 
-from athlon_flex.fake_api import TAX_RATES_PAGE_ID, FakeShowroom
+from simulation.fake_api import TAX_RATES_PAGE_ID, FakeShowroom
 from tests.support.fake_api import FAKE_PASSWORD, FAKE_USERNAME
 
 # Real responses, copied unchanged with their README (where they come from).

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
+from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import quick_settings
 from tests.support.smtp import SmtpServer
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from athlon_flex.database import connect, ensure_postgres
-from athlon_flex.fake_api import Catalog, FakeShowroom
 from athlon_flex.settings import Settings
+from simulation.fake_api import Catalog, FakeShowroom
 from tests.support.smtp import SmtpServer
 
 RECIPIENT = "anna@example.nl"
@@ -197,7 +197,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 def start_cli(
     *args: str, env: dict[str, str], cwd: Path, name: str
 ) -> tuple[subprocess.Popen, Path, Path]:
-    """Start `python -m athlon_flex.cli ARGS` in its own session; output to files.
+    """Start `python -m watcher.cli ARGS` in its own session; output to files.
 
     Returns the process and the paths of its stdout and stderr. Its own session lets a
     test kill it and anything it started with one `os.killpg` on its id.
@@ -205,7 +205,7 @@ def start_cli(
     stdout, stderr = cwd / f"{name}.out", cwd / f"{name}.err"
     with stdout.open("w") as out, stderr.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "athlon_flex.cli", *args],
+            [sys.executable, "-m", "watcher.cli", *args],
             cwd=cwd,
             env=env,
             stdout=out,

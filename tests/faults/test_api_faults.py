@@ -11,10 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from athlon_flex.fake_api import Catalog, FakeShowroom, Vehicle
-from athlon_flex.pipeline import run_cycle
 from athlon_flex.settings import Settings
 from loader.pipeline import LoadError
+from simulation.fake_api import Catalog, FakeShowroom, Vehicle
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
@@ -24,6 +23,7 @@ from tests.faults.invariant import (
     windows,
 )
 from tests.support.smtp import SmtpServer
+from watcher.cycle import run_cycle
 
 
 def _fetched_last(catalog: Catalog) -> Vehicle:

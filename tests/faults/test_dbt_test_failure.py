@@ -8,10 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from athlon_flex.database import connect, ensure_postgres
-from athlon_flex.fake_api import FakeShowroom
-from athlon_flex.pipeline import run_cycle
 from athlon_flex.settings import Settings
-from athlon_flex.transform import TransformError
+from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
@@ -20,6 +18,8 @@ from tests.faults.invariant import (
     windows,
 )
 from tests.support.smtp import SmtpServer
+from transform.runner import TransformError
+from watcher.cycle import run_cycle
 
 CORRUPT_SCD_ID = "fault-suite-contradicting-version"
 

@@ -16,12 +16,10 @@ import pytest
 
 import loader.pipeline
 from athlon_flex.database import _start_embedded, connect, ensure_postgres
-from athlon_flex.fake_api import FakeShowroom
-from athlon_flex.pipeline import run_cycle
 from athlon_flex.settings import Settings
-from athlon_flex.transform import build
 from loader.pipeline import LoadSummary, load
 from notifier.stage import notify
+from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
@@ -31,6 +29,8 @@ from tests.faults.invariant import (
     start_cli,
 )
 from tests.support.smtp import SmtpServer
+from transform.runner import build
+from watcher.cycle import run_cycle
 
 
 def _restart_postgres(data_dir: Path) -> None:

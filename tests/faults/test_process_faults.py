@@ -14,10 +14,9 @@ from pathlib import Path
 import psycopg2
 
 from athlon_flex.database import ensure_postgres
-from athlon_flex.fake_api import FakeShowroom
-from athlon_flex.pipeline import run_cycle
 from athlon_flex.settings import Settings
 from loader.pipeline import load
+from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
@@ -28,6 +27,7 @@ from tests.faults.invariant import (
     start_cli,
 )
 from tests.support.smtp import SmtpServer
+from watcher.cycle import run_cycle
 
 DATA_TABLES = ("vehicle_clusters", "vehicles", "vehicles__options")
 

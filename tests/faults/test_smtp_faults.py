@@ -8,17 +8,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from athlon_flex.fake_api import FakeShowroom
-from athlon_flex.pipeline import run_cycle
 from athlon_flex.settings import Settings
 from notifier.errors import NotifyError
 from notifier.stage import notify
+from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
     notifications,
 )
 from tests.support.smtp import SmtpServer
+from watcher.cycle import run_cycle
 
 
 @pytest.fixture

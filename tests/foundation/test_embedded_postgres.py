@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from athlon_flex.database import connect, ensure_postgres
-from athlon_flex.pipeline import PipelineBusyError, pipeline_lock
 from athlon_flex.settings import Settings
+from watcher.cycle import PipelineBusyError, pipeline_lock
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_cli_reports_a_bad_setting_in_one_line_without_traceback(
 ) -> None:
     env = {**os.environ, "POSTGRES_PORT": "abc"}
     result = subprocess.run(
-        [sys.executable, "-m", "athlon_flex.cli", "load"],
+        [sys.executable, "-m", "watcher.cli", "load"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

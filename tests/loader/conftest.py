@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from athlon_flex.fake_api import FakeShowroom, Vehicle
 from athlon_flex.settings import Settings
 from loader.pipeline import LoadError, load
+from simulation.fake_api import FakeShowroom, Vehicle
 from tests.support.fake_api import FAKE_PASSWORD, FAKE_USERNAME
 
 SHOWROOM = "https://flex.athlon.com/app/showroom"

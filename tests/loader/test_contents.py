@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from athlon_flex.fake_api import (
+from athlon_flex.settings import Settings
+from loader.pipeline import load
+from simulation.fake_api import (
     TAX_RATES,
     Catalog,
     FakeShowroom,
     net_cost_per_month,
 )
-from athlon_flex.fake_api.vehicle import contribution_per_month
-from athlon_flex.settings import Settings
-from loader.pipeline import load
+from simulation.fake_api.vehicle import contribution_per_month
 from tests.loader.conftest import (
     SHOWROOM,
     comparable_vehicle,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from athlon_flex.fake_api import Catalog, FakeShowroom
 from athlon_flex.settings import Settings
 from loader.pipeline import load
+from simulation.fake_api import Catalog, FakeShowroom
 from tests.loader.conftest import (
     assert_load_fails_and_raw_unchanged,
     raw_contents,

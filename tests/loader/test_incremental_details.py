@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from loader.pipeline import load
+from simulation.fake_api import FakeShowroom
 from tests.loader.conftest import comparable_vehicle, expected_vehicle, rows, without
 
 # What moves between two runs over an unchanged showroom: the snapshot time, and dlt's

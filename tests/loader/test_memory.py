@@ -15,9 +15,9 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from loader.pipeline import LoadSummary, load
+from simulation.fake_api import FakeShowroom
 
 SMALL, LARGE = 200, 800  # vehicles: 20 and 80 clusters of 10
 # A peak may grow by at most this factor when the showroom grows by LARGE / SMALL.

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from loader.http import retry_after_seconds
 from loader.pipeline import load
+from simulation.fake_api import FakeShowroom
 from tests.loader.conftest import assert_load_fails_and_raw_unchanged, raw_contents
 
 

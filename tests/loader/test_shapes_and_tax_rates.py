@@ -16,9 +16,9 @@ import pytest
 from athlon_flex_client.models.tax_rate import TaxRate as ClientTaxRate
 from athlon_flex_client.models.tax_rate import TaxRates as ClientTaxRates
 
-from athlon_flex.fake_api import TAX_RATES
 from loader.account import TaxRate, rate_of_income
 from loader.shapes import ShapeError, cluster_row, detail_columns, summary_columns
+from simulation.fake_api import TAX_RATES
 
 # The repository's copy of shared/athlon-api-samples (real API responses).
 SAMPLES = Path(__file__).resolve().parents[1] / "fake_api" / "samples"

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from athlon_flex.database import ensure_postgres
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from loader.pipeline import LoadError, load
 from loader.previous import PreviousSnapshot
 from loader.spool import PAGE_ROWS, RowSpool
+from simulation.fake_api import FakeShowroom
 from tests.loader.conftest import rows, without
 
 

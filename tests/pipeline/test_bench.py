@@ -5,8 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import re
 
-from athlon_flex.bench import _peak_rss_mib, run_bench
 from athlon_flex.settings import Settings
+from simulation.bench import _peak_rss_mib, run_bench
 
 BALLAST_MIB = 400
 

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 from athlon_flex.database import connect, ensure_postgres
-from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
+from simulation.fake_api import FakeShowroom
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "athlon_flex.cli", *args],
+        [sys.executable, "-m", "watcher.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from athlon_flex.demo import run_demo
 from athlon_flex.settings import Settings
+from simulation.demo import run_demo
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from datetime import datetime
 import pytest
 
 from athlon_flex.database import connect, ensure_postgres
-from athlon_flex.pipeline import run_cycle
 from athlon_flex.settings import Settings
 from loader.pipeline import LoadError
 from notifier.errors import NotifyError
 from tests.support.smtp import SmtpServer
+from watcher.cycle import run_cycle
 
 RECIPIENT = "anna@example.nl"
 
@@ -51,7 +51,7 @@ def _snapshot_rows(settings: Settings) -> int:
 def test_leave_arrive_reprice_return_and_quiet_cycles(
     fake_api_factory: Callable, smtp_server: SmtpServer, make_settings: Callable
 ) -> None:
-    from athlon_flex.fake_api import Catalog
+    from simulation.fake_api import Catalog
 
     catalog = Catalog.generate(clusters=3, vehicles_per_cluster=2, seed=11)
     api = fake_api_factory(catalog=catalog)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from athlon_flex.fake_api import Catalog, FakeShowroom, MemberAccount
+from simulation.fake_api import Catalog, FakeShowroom, MemberAccount
 
 FAKE_USERNAME = "user@example.com"
 FAKE_PASSWORD = "secret"

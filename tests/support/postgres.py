@@ -101,8 +101,8 @@ def dbt_built_template(
     Tests that need the dbt-built objects (marts, notifier tables, the to-notify
     view) clone it in milliseconds instead of paying a build each.
     """
-    from athlon_flex.transform import build
     from tests.support.raw_tables import create_raw_tables
+    from transform.runner import build
 
     name = _create_database(pg_server)
     settings = _settings_for(pg_server, name, tmp_path_factory.mktemp("dbt-template"))

@@ -10,7 +10,7 @@ docs site.
 
 dbt's compiled files and full debug log go under ATHLON_DATA_DIR/dbt (the repo stays
 clean); its console output is off and its events go to `logging` instead (logger
-`athlon_flex.transform.dbt`: warnings and errors; per-node lines at DEBUG).
+`transform.runner.dbt`: warnings and errors; per-node lines at DEBUG).
 dbt reads its connection from environment variables (profiles.yml); they are set
 only while dbt runs, and invocations are serialised, because dbt keeps global state
 and is not safe to run twice at once in one process.

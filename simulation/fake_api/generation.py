@@ -18,7 +18,7 @@ import uuid
 from dataclasses import replace
 from datetime import date, timedelta
 
-from athlon_flex.fake_api.reference_data import (
+from simulation.fake_api.reference_data import (
     BODY_CODES,
     COLOURS,
     DEFAULT_TRIMS,
@@ -34,7 +34,7 @@ from athlon_flex.fake_api.reference_data import (
     FuelType,
     ModelSpec,
 )
-from athlon_flex.fake_api.vehicle import KM_PER_MONTH, Option, Vehicle
+from simulation.fake_api.vehicle import KM_PER_MONTH, Option, Vehicle
 
 # "Today" for the generated catalog: registration dates and mileages are measured from
 # here, never from the clock, so a seed means the same catalog on every day.

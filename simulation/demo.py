@@ -85,8 +85,8 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run `cycles` refreshes against a changing simulated showroom and narrate."""
-    from athlon_flex.fake_api import Catalog, FakeShowroom
-    from athlon_flex.pipeline import run_cycle
+    from simulation.fake_api import Catalog, FakeShowroom
+    from watcher.cycle import run_cycle
 
     catalog = Catalog.generate(
         clusters=clusters, vehicles_per_cluster=vehicles_per_cluster, seed=2024

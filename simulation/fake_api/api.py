@@ -21,17 +21,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from athlon_flex.fake_api.catalog import Catalog, CatalogSnapshot, group_by_cluster
-from athlon_flex.fake_api.encoding import encode
-from athlon_flex.fake_api.faults import ENDPOINTS
-from athlon_flex.fake_api.members import (
+from simulation.fake_api.catalog import Catalog, CatalogSnapshot, group_by_cluster
+from simulation.fake_api.encoding import encode
+from simulation.fake_api.faults import ENDPOINTS
+from simulation.fake_api.members import (
     SESSION_COOKIE,
     TAX_RATES,
     TAX_RATES_PAGE_ID,
     MemberAccount,
     Sessions,
 )
-from athlon_flex.fake_api.shapes import (
+from simulation.fake_api.shapes import (
     CLUSTER_DECIMALS,
     DETAIL_DECIMALS,
     SUMMARY_DECIMALS,
@@ -42,7 +42,7 @@ from athlon_flex.fake_api.shapes import (
     vehicle_detail,
     vehicle_summary,
 )
-from athlon_flex.fake_api.vehicle import Vehicle
+from simulation.fake_api.vehicle import Vehicle
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
 
     def run() -> T:
         from athlon_flex.database import ensure_postgres
-        from athlon_flex.pipeline import pipeline_lock
+        from watcher.cycle import pipeline_lock
 
         with pipeline_lock(ensure_postgres(settings)):
             return stage()
@@ -126,7 +126,7 @@ def load(allow_shrink: AllowShrink = False) -> None:
 def transform() -> None:
     """Run `dbt build`: snapshots, models and every data test."""
     settings = _settings()
-    from athlon_flex.transform import build
+    from transform.runner import build
 
     summary = _run_stage(_locked(settings, lambda: build(settings)))
     typer.echo(str(summary))
@@ -160,7 +160,7 @@ def notify(
 def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
     """Load, then transform, then notify; stop at the first failure."""
     settings = _settings()
-    from athlon_flex.pipeline import run_cycle
+    from watcher.cycle import run_cycle
 
     summary = _run_stage(
         lambda: run_cycle(settings, allow_shrink=allow_shrink, baseline=baseline)
@@ -188,7 +188,7 @@ def fake_api(
     password: Annotated[str | None, typer.Option(help="... and this password.")] = None,
 ) -> None:
     """Serve the simulated showroom API (set ATHLON_API_URL to the printed URL)."""
-    from athlon_flex.fake_api import serve
+    from simulation.fake_api import serve
 
     serve(
         host=host,
@@ -210,7 +210,7 @@ def demo(
 ) -> None:
     """Offline tour: simulated API + embedded Postgres, a changing showroom, news."""
     settings = _settings()
-    from athlon_flex.demo import run_demo
+    from simulation.demo import run_demo
 
     _run_stage(
         lambda: run_demo(
@@ -235,7 +235,7 @@ def bench(
 ) -> None:
     """Measure full cycles against the simulated API (own database, dropped first)."""
     settings = _settings()
-    from athlon_flex.bench import run_bench, write_report
+    from simulation.bench import run_bench, write_report
 
     result = run_bench(
         settings,
@@ -266,7 +266,7 @@ def docs(
 ) -> None:
     """Generate the dbt docs site (lineage, every model and column) and serve it."""
     settings = _settings()
-    from athlon_flex.transform import generate_docs, serve_docs
+    from transform.runner import generate_docs, serve_docs
 
     site = _run_stage(lambda: generate_docs(settings, output_dir=output_dir))
     typer.echo(f"docs site written to {site}")

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from athlon_flex.fake_api.generation import IMAGE_BASE, slug, stable_guid
-from athlon_flex.fake_api.members import MemberAccount, TaxRate
-from athlon_flex.fake_api.vehicle import contribution_per_month, net_cost_per_month
+from simulation.fake_api.generation import IMAGE_BASE, slug, stable_guid
+from simulation.fake_api.members import MemberAccount, TaxRate
+from simulation.fake_api.vehicle import contribution_per_month, net_cost_per_month
 
 if TYPE_CHECKING:
-    from athlon_flex.fake_api.vehicle import Vehicle
+    from simulation.fake_api.vehicle import Vehicle
 
 SUMMARY_DECIMALS = {"priceInEuroPerMonth": 2}
 DETAIL_DECIMALS = {

@@ -18,15 +18,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from athlon_flex.fake_api.api import (
+from simulation.fake_api.api import (
     JSON_TYPE,
     ApiRequest,
     ApiResponse,
     ShowroomApi,
     problem,
 )
-from athlon_flex.fake_api.faults import Fault, Faults
-from athlon_flex.fake_api.stats import Stats
+from simulation.fake_api.faults import Fault, Faults
+from simulation.fake_api.stats import Stats
 
 log = logging.getLogger(__name__)
 

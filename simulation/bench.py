@@ -32,7 +32,7 @@ STAGES = ("load", "transform", "notify")
 # stage -> (module, function, keyword arguments): what the CLI's commands call.
 STAGE_FUNCTIONS: dict[str, tuple[str, str, dict[str, object]]] = {
     "load": ("loader.pipeline", "load", {"allow_shrink": True}),
-    "transform": ("athlon_flex.transform", "build", {}),
+    "transform": ("transform.runner", "build", {}),
     "notify": ("notifier.stage", "notify", {}),
 }
 # The bench's own database on the configured server, dropped at every start.
@@ -172,7 +172,7 @@ def run_bench(
     echo: Callable[[str], None] = print,
 ) -> BenchReport:
     """Run `cycles` full cycles on a fresh database and return every stage's figures."""
-    from athlon_flex.fake_api import Catalog, FakeShowroom
+    from simulation.fake_api import Catalog, FakeShowroom
 
     report = BenchReport(
         clusters=clusters,

@@ -8,12 +8,12 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
-from athlon_flex.fake_api.api import API_PREFIX, ShowroomApi
-from athlon_flex.fake_api.catalog import Catalog
-from athlon_flex.fake_api.faults import Faults
-from athlon_flex.fake_api.handler import ShowroomHttpServer
-from athlon_flex.fake_api.members import MemberAccount, Sessions
-from athlon_flex.fake_api.stats import Stats
+from simulation.fake_api.api import API_PREFIX, ShowroomApi
+from simulation.fake_api.catalog import Catalog
+from simulation.fake_api.faults import Faults
+from simulation.fake_api.handler import ShowroomHttpServer
+from simulation.fake_api.members import MemberAccount, Sessions
+from simulation.fake_api.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -89,9 +89,9 @@ def run_cycle(
 ) -> CycleSummary:
     """Load, transform, notify; the first failure (a StageError) stops the cycle."""
     # Imported here so `athlon-flex --help` and the DAG's parse stay light.
-    from athlon_flex.transform import build
     from loader.pipeline import load
     from notifier.stage import notify
+    from transform.runner import build
 
     connection = ensure_postgres(settings)
     with pipeline_lock(connection):

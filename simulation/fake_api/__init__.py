@@ -24,19 +24,19 @@ Usage::
         ...  # api.url, api.catalog.remove_vehicle(...), api.faults.add(...), api.stats
 """
 
-from athlon_flex.fake_api.catalog import Catalog, CatalogSnapshot
-from athlon_flex.fake_api.faults import ENDPOINTS, Fault, Faults
-from athlon_flex.fake_api.members import (
+from simulation.fake_api.catalog import Catalog, CatalogSnapshot
+from simulation.fake_api.faults import ENDPOINTS, Fault, Faults
+from simulation.fake_api.members import (
     SESSION_COOKIE,
     TAX_RATES,
     TAX_RATES_PAGE_ID,
     MemberAccount,
     TaxRate,
 )
-from athlon_flex.fake_api.reference_data import MODELS, FuelType
-from athlon_flex.fake_api.server import FakeShowroom, serve
-from athlon_flex.fake_api.stats import Stats
-from athlon_flex.fake_api.vehicle import (
+from simulation.fake_api.reference_data import MODELS, FuelType
+from simulation.fake_api.server import FakeShowroom, serve
+from simulation.fake_api.stats import Stats
+from simulation.fake_api.vehicle import (
     KM_PER_MONTH,
     Option,
     Vehicle,

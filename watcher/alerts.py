@@ -51,7 +51,7 @@ create table if not exists {HEALTH_TABLE} (
 );
 comment on table {HEALTH_TABLE} is
     'One row per Airflow DAG: failed runs in a row and whether the operator was '
-    'alerted (athlon_flex/alerts.py).';
+    'alerted (watcher/alerts.py).';
 """
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from athlon_flex.fake_api.generation import VehicleFactory
-from athlon_flex.fake_api.vehicle import Vehicle
+from simulation.fake_api.generation import VehicleFactory
+from simulation.fake_api.vehicle import Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Catalog:
 
     def clusters_json(self) -> list[dict[str, Any]]:
         """`GET VehicleCluster` (unfiltered) as JSON values, for tests to compare."""
-        from athlon_flex.fake_api.shapes import cluster_json
+        from simulation.fake_api.shapes import cluster_json
 
         return [cluster_json(group) for group in group_by_cluster(self.vehicles)]
 

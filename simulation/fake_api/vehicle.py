@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from athlon_flex.fake_api.reference_data import FuelType
+from simulation.fake_api.reference_data import FuelType
 
 # Prices are quoted for this many km a month (the real anonymous showroom does too:
 # 800 base + (0.09 + 0.12) * 1000 = 1010 in the real sample).
@@ -105,7 +105,7 @@ class Vehicle:
 
     def to_summary_json(self) -> dict[str, Any]:
         """The vehicle as one element of `GET VehicleVariation`."""
-        from athlon_flex.fake_api.shapes import vehicle_summary
+        from simulation.fake_api.shapes import vehicle_summary
 
         return vehicle_summary(self)
 
@@ -120,7 +120,7 @@ class Vehicle:
         Anonymous by default; a `budget_per_month` means a logged-in member (adds
         `contributionInEuro`), a `tax_percentage` as well adds `netCostPerMonthInEuro`.
         """
-        from athlon_flex.fake_api.shapes import vehicle_detail
+        from simulation.fake_api.shapes import vehicle_detail
 
         return vehicle_detail(
             self, budget_per_month=budget_per_month, tax_percentage=tax_percentage
