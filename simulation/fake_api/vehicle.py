@@ -8,7 +8,6 @@ vehicles with `==`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from simulation.fake_api.reference_data import FuelType
 
@@ -101,29 +100,6 @@ class Vehicle:
             self,
             calculated_price=round(float(calculated_price), 2),
             base_price=max(0.0, round(calculated_price - running, 2)),
-        )
-
-    def to_summary_json(self) -> dict[str, Any]:
-        """The vehicle as one element of `GET VehicleVariation`."""
-        from simulation.fake_api.shapes import vehicle_summary
-
-        return vehicle_summary(self)
-
-    def to_detail_json(
-        self,
-        *,
-        budget_per_month: float | None = None,
-        tax_percentage: float | None = None,
-    ) -> dict[str, Any]:
-        """The vehicle as `GET Vehicle` returns it.
-
-        Anonymous by default; a `budget_per_month` means a logged-in member (adds
-        `contributionInEuro`), a `tax_percentage` as well adds `netCostPerMonthInEuro`.
-        """
-        from simulation.fake_api.shapes import vehicle_detail
-
-        return vehicle_detail(
-            self, budget_per_month=budget_per_month, tax_percentage=tax_percentage
         )
 
 

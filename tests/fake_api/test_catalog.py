@@ -19,6 +19,7 @@ from simulation.fake_api import (
     Vehicle,
 )
 from simulation.fake_api.reference_data import COLOURS, OPTIONS
+from simulation.fake_api.shapes import vehicle_detail, vehicle_summary
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Dutch sidecodes of recent cars: 6 characters in three groups of letters or digits.
@@ -137,7 +138,7 @@ def test_ids_are_unique_guids_and_plates_unique_dutch_sidecodes(
 
 def test_fuel_type_electric_flag_range_and_emission_agree(big_catalog: Catalog) -> None:
     for vehicle in big_catalog.vehicles:
-        summary = vehicle.to_summary_json()
+        summary = vehicle_summary(vehicle)
         electric = summary["externalFuelTypeId"] == FuelType.ELEKTRISCH
         assert summary["isElectric"] is electric
         assert (summary["rangeInKm"] > 0) is electric
@@ -150,7 +151,7 @@ def test_vehicle_values_are_plausible(big_catalog: Catalog) -> None:
     known_models = {spec.key for spec in MODELS}
     option_names = [name for name, _ in OPTIONS]
     for vehicle in big_catalog.vehicles:
-        detail = vehicle.to_detail_json()
+        detail = vehicle_detail(vehicle)
         details, pricing = detail["details"], detail["pricing"]
         assert (vehicle.make, vehicle.model) in known_models
         assert 2020 <= vehicle.model_year <= 2025
