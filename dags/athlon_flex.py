@@ -80,13 +80,11 @@ def _run_locked(stage: Callable[[Settings], T]) -> T:
     The lock keeps a manual CLI cycle and this DAG from writing at once; a task that
     finds it taken fails at once and Airflow retries it after the backoff.
     """
-    from athlon_flex.database import ensure_postgres
     from athlon_flex.settings import load_settings
-    from watcher.cycle import pipeline_lock
+    from watcher.cycle import run_locked
 
     settings = load_settings()
-    with pipeline_lock(ensure_postgres(settings)):
-        return stage(settings)
+    return run_locked(settings, lambda: stage(settings))
 
 
 @dag(

@@ -69,11 +69,9 @@ def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
     """The stage under the pipeline lock, so it never writes next to a running cycle."""
 
     def run() -> T:
-        from athlon_flex.database import ensure_postgres
-        from watcher.cycle import pipeline_lock
+        from watcher.cycle import run_locked
 
-        with pipeline_lock(ensure_postgres(settings)):
-            return stage()
+        return run_locked(settings, stage)
 
     return run
 

@@ -8,10 +8,10 @@ cycle that finds the lock taken refuses at once, having changed nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -21,6 +21,7 @@ from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Arbitrary but fixed: the key every athlon-flex process agrees on ("ATHLON" in hex).
 PIPELINE_LOCK_KEY = 0x415448_4C4F4E
@@ -75,6 +76,17 @@ def _release(conn: psycopg2.extensions.connection) -> None:
         conn.close()
 
 
+def run_locked(settings: Settings, stage: Callable[[], T]) -> T:
+    """Run one stage (or a whole cycle) under the pipeline lock.
+
+    The one wrapper the CLI's single-stage commands, `run_cycle` and the DAG's tasks
+    share: a stage never writes next to a running cycle, and a caller that finds the
+    lock taken fails at once (the DAG's task is then retried after its backoff).
+    """
+    with pipeline_lock(ensure_postgres(settings)):
+        return stage()
+
+
 @dataclass
 class CycleSummary:
     """What each stage of one cycle reported."""
@@ -93,14 +105,15 @@ def run_cycle(
     from notifier.stage import notify
     from transform.runner import build
 
-    connection = ensure_postgres(settings)
-    with pipeline_lock(connection):
+    def cycle() -> CycleSummary:
         log.info("Cycle: load")
         load_summary = load(settings, allow_shrink=allow_shrink)
         log.info("Cycle: transform (dbt build)")
         build_summary = build(settings)
         log.info("Cycle: notify")
         notify_summary = notify(settings, baseline=baseline)
-    return CycleSummary(
-        load=load_summary, transform=build_summary, notify=notify_summary
-    )
+        return CycleSummary(
+            load=load_summary, transform=build_summary, notify=notify_summary
+        )
+
+    return run_locked(settings, cycle)
