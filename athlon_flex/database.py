@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,6 +126,74 @@ def _start_embedded(data_dir: Path):  # -> pgserver.PostgresServer (imported laz
             f"Could not start the embedded PostgreSQL in {pgdata}: {error}. "
             f"See {pgdata / 'log'} for the server's own log."
         ) from error
+
+
+@dataclass(frozen=True)
+class EmbeddedStatus:
+    """The embedded server under a data dir, read from its postmaster.pid."""
+
+    pgdata: Path
+    running: bool
+    pid: int | None = None
+    socket_dir: str | None = None
+    port: int | None = None
+
+    def __str__(self) -> str:
+        if not self.running:
+            return f"embedded PostgreSQL: stopped (data in {self.pgdata})"
+        return (
+            f"embedded PostgreSQL: running, pid {self.pid}, socket "
+            f"{self.socket_dir}/.s.PGSQL.{self.port} (data in {self.pgdata})"
+        )
+
+
+def embedded_status(data_dir: Path) -> EmbeddedStatus:
+    """Whether the embedded server under data_dir runs; never starts it."""
+    from pgserver.utils import PostmasterInfo
+
+    pgdata = data_dir / "pgdata"
+    info = None
+    # postmaster.pid gains its lines one by one while the server starts; pgserver's
+    # parser asserts on a partial file. Read again until it is whole (or gone).
+    for _ in range(50):
+        try:
+            info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+            break
+        except (AssertionError, ValueError, OSError):
+            time.sleep(0.1)
+    if info is None or not info.is_running():
+        return EmbeddedStatus(pgdata=pgdata, running=False)
+    return EmbeddedStatus(
+        pgdata=pgdata,
+        running=True,
+        pid=info.pid,
+        socket_dir=str(info.socket_dir) if info.socket_dir else None,
+        port=info.port,
+    )
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server under data_dir (fast shutdown); False if not running.
+
+    pg_ctl directly: pgserver's own cleanup trusts the postmaster pid it saw at
+    start, which a restarted server has made stale. Its data stays.
+    """
+    import subprocess
+
+    from pgserver._commands import pg_ctl
+
+    if not embedded_status(data_dir).running:
+        return False
+    pgdata = data_dir / "pgdata"
+    as_user = "pgserver" if os.geteuid() == 0 else None  # pgserver's user under root
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=as_user)
+    except subprocess.CalledProcessError as error:
+        raise DatabaseError(
+            f"Could not stop the embedded PostgreSQL in {pgdata}: {error}. "
+            f"See {pgdata / 'log'}."
+        ) from error
+    return True
 
 
 def open_connection(

@@ -168,6 +168,41 @@ def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
     typer.echo(f"notify: {summary.notify}")
 
 
+@app.command()
+def status() -> None:
+    """Say where the database is and whether the embedded PostgreSQL runs."""
+    settings = _settings()
+    from athlon_flex.database import embedded_status
+
+    if not settings.uses_embedded_postgres:
+        typer.echo(
+            f"PostgreSQL: {settings.postgres_host}:{settings.postgres_port}/"
+            f"{settings.postgres_db} (POSTGRES_HOST; nothing embedded to manage)"
+        )
+        return
+    typer.echo(str(embedded_status(settings.data_dir)))
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL (its data stays; the next command restarts it)."""
+    settings = _settings()
+    from athlon_flex.database import embedded_status, stop_embedded
+
+    if not settings.uses_embedded_postgres:
+        typer.echo("error: POSTGRES_HOST is set: there is no embedded server", err=True)
+        raise typer.Exit(code=2)
+    if not embedded_status(settings.data_dir).running:
+        typer.echo(f"embedded PostgreSQL already stopped ({settings.data_dir})")
+        return
+
+    # Refuse while a cycle runs (it holds the pipeline lock on this very server);
+    # the lock is let go before the stop, whose fast shutdown would cut its session.
+    _run_stage(_locked(settings, lambda: None))
+    _run_stage(lambda: stop_embedded(settings.data_dir))
+    typer.echo(f"embedded PostgreSQL stopped; data kept in {settings.data_dir}")
+
+
 @app.command("fake-api")
 def fake_api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

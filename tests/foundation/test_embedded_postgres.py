@@ -95,3 +95,73 @@ def test_embedded_server_stopped_underneath_is_started_again(
     with connect(again) as conn, conn.cursor() as cursor:
         cursor.execute("select current_database()")
         assert cursor.fetchone() == (connection.dbname,)
+
+
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ATHLON_DATA_DIR": str(data_dir)}
+    env.pop("POSTGRES_HOST", None)
+    return subprocess.run(
+        [sys.executable, "-m", "watcher.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=data_dir.parent,
+        check=False,
+    )
+
+
+def test_status_and_stop_manage_the_embedded_server_and_keep_its_data(
+    embedded_settings: Settings,
+) -> None:
+    data_dir = embedded_settings.data_dir
+    pgdata = data_dir / "pgdata"
+    before = _cli(data_dir, "status")
+    assert (before.returncode, before.stdout) == (
+        0,
+        f"embedded PostgreSQL: stopped (data in {pgdata})\n",
+    )
+
+    connection = ensure_postgres(embedded_settings)
+    with connect(connection) as conn, conn.cursor() as cursor:
+        cursor.execute("create table kept (answer int); insert into kept values (7)")
+    running = _cli(data_dir, "status")
+    assert running.returncode == 0
+    assert running.stdout.startswith("embedded PostgreSQL: running, pid ")
+    assert f"socket {connection.host}/.s.PGSQL.{connection.port}" in running.stdout
+
+    # A cycle holds the lock: stop refuses and the server keeps running.
+    with pipeline_lock(connection):
+        refused = _cli(data_dir, "stop")
+    assert refused.returncode == 1
+    assert "Another athlon-flex cycle is running" in refused.stderr
+    assert _cli(data_dir, "status").stdout.startswith("embedded PostgreSQL: running")
+
+    stopped = _cli(data_dir, "stop")
+    assert (stopped.returncode, stopped.stdout) == (
+        0,
+        f"embedded PostgreSQL stopped; data kept in {data_dir}\n",
+    )
+    assert _cli(data_dir, "status").stdout == (
+        f"embedded PostgreSQL: stopped (data in {pgdata})\n"
+    )
+    assert _cli(data_dir, "stop").stdout == (
+        f"embedded PostgreSQL already stopped ({data_dir})\n"
+    )
+    # The next command starts it again and finds the data.
+    with connect(ensure_postgres(embedded_settings)) as conn, conn.cursor() as cursor:
+        cursor.execute("select answer from kept")
+        assert cursor.fetchall() == [(7,)]
+
+
+def test_stop_with_a_configured_host_is_a_usage_error(tmp_path: Path) -> None:
+    env = {**os.environ, "POSTGRES_HOST": "db.example.invalid"}
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "stop"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: POSTGRES_HOST is set: there is no embedded server\n"
