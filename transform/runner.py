@@ -191,19 +191,9 @@ def docs_server(site: Path, port: int = 8080) -> http.server.ThreadingHTTPServer
     return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
-def serve_docs(site: Path | Settings, port: int = 8080) -> None:
-    """Serve the docs site on http://127.0.0.1:<port>/ until interrupted.
-
-    `site` is the folder generate_docs returned, or Settings (then the default
-    folder, generated first when missing).
-    """
-    if isinstance(site, Settings):
-        folder = _dbt_dir(site) / "docs"
-        if not (folder / "index.html").exists():
-            folder = generate_docs(site)
-    else:
-        folder = Path(site)
-    with docs_server(folder, port) as server:
+def serve_docs(site: Path, port: int = 8080) -> None:
+    """Serve the docs site in folder `site` on 127.0.0.1:`port` until interrupted."""
+    with docs_server(site, port) as server:
         log.info("Serving dbt docs on http://127.0.0.1:%s/", server.server_port)
         try:
             server.serve_forever()

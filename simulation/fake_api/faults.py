@@ -133,11 +133,6 @@ class Faults:
                     return rule
             return None
 
-    def remove(self, rule: Fault) -> None:
-        """Drop one rule (no error if it is already gone)."""
-        with self._lock:
-            self._rules = [r for r in self._rules if r is not rule]
-
     def clear(self) -> None:
         """Drop every rule: the API behaves normally again."""
         with self._lock:
