@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import urllib.request
@@ -68,3 +69,10 @@ def test_docs_site_is_generated_and_served_over_http(settings, raw_db, tmp_path)
     assert "One row per vehicle per availability window" in page
     assert "snap_vehicles" in page
     assert "vehicles_to_notify" in page
+    # The overview page is the project's own, not dbt's default welcome.
+    overview = json.loads((site / "manifest.json").read_text())["docs"][
+        "doc.athlon_flex.__overview__"
+    ]["block_contents"]
+    assert overview.startswith("# Athlon Flex notifier: the showroom's history")
+    assert "Welcome to the auto-generated documentation" not in overview
+    assert "Athlon Flex notifier: the showroom" in page
