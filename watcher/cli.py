@@ -170,10 +170,14 @@ def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
 
 @app.command()
 def status() -> None:
-    """Say where the database is and whether the embedded PostgreSQL runs."""
+    """Say where the database, the dbt project and the DAGs are, and what runs."""
     settings = _settings()
     from athlon_flex.database import embedded_status
+    from transform.runner import PROJECT_DIR
+    from watcher.paths import dags_folder
 
+    typer.echo(f"dbt project: {PROJECT_DIR}")
+    typer.echo(f"Airflow DAGs: {dags_folder()}")
     if not settings.uses_embedded_postgres:
         typer.echo(
             f"PostgreSQL: {settings.postgres_host}:{settings.postgres_port}/"

@@ -11,7 +11,9 @@ import pytest
 
 from athlon_flex.database import connect, ensure_postgres
 from athlon_flex.settings import Settings
+from transform.runner import PROJECT_DIR
 from watcher.cycle import PipelineBusyError, pipeline_lock
+from watcher.paths import dags_folder
 
 
 @pytest.fixture
@@ -116,33 +118,37 @@ def test_status_and_stop_manage_the_embedded_server_and_keep_its_data(
     data_dir = embedded_settings.data_dir
     pgdata = data_dir / "pgdata"
     before = _cli(data_dir, "status")
-    assert (before.returncode, before.stdout) == (
-        0,
-        f"embedded PostgreSQL: stopped (data in {pgdata})\n",
-    )
+    assert before.returncode == 0
+    assert before.stdout.splitlines() == [
+        f"dbt project: {PROJECT_DIR}",
+        f"Airflow DAGs: {dags_folder()}",
+        f"embedded PostgreSQL: stopped (data in {pgdata})",
+    ]
 
     connection = ensure_postgres(embedded_settings)
     with connect(connection) as conn, conn.cursor() as cursor:
         cursor.execute("create table kept (answer int); insert into kept values (7)")
     running = _cli(data_dir, "status")
     assert running.returncode == 0
-    assert running.stdout.startswith("embedded PostgreSQL: running, pid ")
-    assert f"socket {connection.host}/.s.PGSQL.{connection.port}" in running.stdout
+    server_line = running.stdout.splitlines()[-1]
+    assert server_line.startswith("embedded PostgreSQL: running, pid ")
+    assert f"socket {connection.host}/.s.PGSQL.{connection.port}" in server_line
 
     # A cycle holds the lock: stop refuses and the server keeps running.
     with pipeline_lock(connection):
         refused = _cli(data_dir, "stop")
     assert refused.returncode == 1
     assert "Another athlon-flex cycle is running" in refused.stderr
-    assert _cli(data_dir, "status").stdout.startswith("embedded PostgreSQL: running")
+    status = _cli(data_dir, "status").stdout.splitlines()[-1]
+    assert status.startswith("embedded PostgreSQL: running")
 
     stopped = _cli(data_dir, "stop")
     assert (stopped.returncode, stopped.stdout) == (
         0,
         f"embedded PostgreSQL stopped; data kept in {data_dir}\n",
     )
-    assert _cli(data_dir, "status").stdout == (
-        f"embedded PostgreSQL: stopped (data in {pgdata})\n"
+    assert _cli(data_dir, "status").stdout.splitlines()[-1] == (
+        f"embedded PostgreSQL: stopped (data in {pgdata})"
     )
     assert _cli(data_dir, "stop").stdout == (
         f"embedded PostgreSQL already stopped ({data_dir})\n"
