@@ -31,6 +31,7 @@ STACK_VARS = {
     "PGADMIN_DEFAULT_EMAIL",
     "PGADMIN_DEFAULT_PASSWORD",
     "HOSTNAME",
+    "ATHLON_BIND_ADDRESS",
 }
 AIRFLOW_SERVICES = (
     "airflow-apiserver",
@@ -86,6 +87,7 @@ def _strings(node: Any) -> list[str]:
 
 def test_stack_has_every_service_with_its_image(services: dict[str, Any]) -> None:
     assert set(services) == {
+        "preflight",
         "postgres",
         "airflow-init",
         "airflow-apiserver",
@@ -97,7 +99,7 @@ def test_stack_has_every_service_with_its_image(services: dict[str, Any]) -> Non
     }
     assert services["postgres"]["image"] == "postgres:16"
     assert services["pgadmin"]["image"].startswith("dpage/pgadmin4:")
-    for name in (*AIRFLOW_SERVICES, "airflow-init", "dbt-docs"):
+    for name in (*AIRFLOW_SERVICES, "airflow-init", "dbt-docs", "preflight"):
         assert services[name]["image"] == "athlon-flex-notifier:latest"
         assert services[name]["build"] == {
             "context": "..",
@@ -112,7 +114,8 @@ def test_commands_are_the_airflow_components(services: dict[str, Any]) -> None:
     init = "\n".join(services["airflow-init"]["command"])
     assert "ensure-db" in init
     assert "airflow db migrate" in init
-    assert "airflow users create --role Admin" in init
+    assert "| airflow users create" in init
+    assert "--role Admin" in init
     docs = "\n".join(services["dbt-docs"]["command"])
     assert "athlon-flex docs --generate-only" in docs
     assert "http.server 8081" in docs
@@ -120,15 +123,17 @@ def test_commands_are_the_airflow_components(services: dict[str, Any]) -> None:
 
 def test_ports_are_published_as_documented(services: dict[str, Any]) -> None:
     published = {name: service.get("ports", []) for name, service in services.items()}
+    local = "${ATHLON_BIND_ADDRESS:-127.0.0.1}"
     assert published == {
+        "preflight": [],
         "postgres": [],
         "airflow-init": [],
-        "airflow-apiserver": ["8080:8080"],
+        "airflow-apiserver": [f"{local}:8080:8080"],
         "airflow-scheduler": [],
         "airflow-dag-processor": [],
         "airflow-housekeeping": [],
-        "dbt-docs": ["8081:8081"],
-        "pgadmin": ["5050:80"],
+        "dbt-docs": [f"{local}:8081:8081"],
+        "pgadmin": [f"{local}:5050:80"],
     }
     deploy = (REPO / "docs" / "deploy.md").read_text()
     for port in ("8080", "8081", "5050"):
@@ -160,6 +165,9 @@ def test_startup_order_waits_for_healthy_postgres_and_finished_init(
 ) -> None:
     assert services["airflow-init"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"}
+    }
+    assert services["postgres"]["depends_on"] == {
+        "preflight": {"condition": "service_completed_successfully"}
     }
     for name in (*AIRFLOW_SERVICES, "dbt-docs"):
         depends = services[name]["depends_on"]
@@ -312,7 +320,7 @@ def test_dockerfile_installs_the_lock_without_airflow_extra_and_parses_dbt() -> 
     assert "dbt parse --project-dir . --profiles-dir ." in flat
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/athlon-flex/dags" in flat
     ignore = (INFRA / "Dockerfile.dockerignore").read_text().split()
-    assert {"**/.venv", "**/.docker-env", "**/.env", ".git", "tests"} <= set(ignore)
+    assert {"**/.venv", "**/.docker-env*", "**/.env*", ".git", "tests"} <= set(ignore)
 
 
 def test_dev_overlay_mounts_the_tree_over_the_image(services: dict[str, Any]) -> None:
@@ -329,5 +337,5 @@ def test_dev_overlay_mounts_the_tree_over_the_image(services: dict[str, Any]) ->
         assert dev[name]["environment"]["ATHLON_API_URL"] == (
             "http://fake-api:8000/api/v1"
         )
-    assert dev["postgres"]["ports"] == ["5432:5432"]
+    assert dev["postgres"]["ports"] == ["${ATHLON_BIND_ADDRESS:-127.0.0.1}:5432:5432"]
     assert dev["fake-api"]["command"][0] == "fake-api"
