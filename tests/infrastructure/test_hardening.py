@@ -359,3 +359,60 @@ def test_ensure_db_gives_each_database_to_its_own_role_and_the_pipeline_runs_as_
     assert summary.snapshots_passed == 3
     owners = _owners(pg_server, project_db)
     assert set(owners.values()) == {"athlon_pipeline"}
+
+
+# --- build context ------------------------------------------------------------------
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore matching: `**` spans folders, `*` stays in one name."""
+    import fnmatch
+
+    def match(parts: list[str], pattern: list[str]) -> bool:
+        if not pattern:
+            return not parts
+        if pattern[0] == "**":
+            return any(match(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
+        return (
+            bool(parts)
+            and fnmatch.fnmatchcase(parts[0], pattern[0])
+            and match(parts[1:], pattern[1:])
+        )
+
+    result = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw.removeprefix("!").strip("/").split("/")
+        parts = path.split("/")
+        # A pattern that matches a folder excludes everything below it.
+        if any(match(parts[:n], pattern) for n in range(1, len(parts) + 1)):
+            result = not negate
+    return result
+
+
+def test_build_context_leaves_out_every_env_file_by_pattern() -> None:
+    lines = (INFRA / "Dockerfile.dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and line[0] != "#"]
+    secrets = [
+        ".env",
+        ".env.local",
+        ".env.production",
+        "infrastructure/.env",
+        "infrastructure/.docker-env",
+        "infrastructure/prod.docker-env",
+        "infrastructure/.docker-env.bak",
+        "some/deep/folder/.env.old",
+    ]
+    assert [path for path in secrets if not _ignored(path, patterns)] == []
+    # What the Dockerfile copies and the image needs stays in.
+    needed = [
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "dags/athlon_flex.py",
+        "dbt_project.yml",
+        "profiles.yml",
+        "infrastructure/airflow_bootstrap.py",
+        "models/marts/vehicle_availability.sql",
+    ]
+    assert [path for path in needed if _ignored(path, patterns)] == []
