@@ -79,10 +79,16 @@ def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
 
 
 def _run_stage(stage: Callable[[], T]) -> T:
-    """Run a stage; a StageError becomes its message on stderr and exit code 1."""
+    """Run a stage; a StageError becomes its message on stderr and exit code 1.
+
+    Bad input (an error marked `bad_input`) exits with 2, like a bad setting.
+    """
     try:
         return stage()
     except StageError as error:
+        if getattr(error, "bad_input", False):
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(code=2) from None
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
@@ -168,6 +174,55 @@ def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
     typer.echo(f"load: {summary.load}")
     typer.echo(f"transform: {summary.transform}")
     typer.echo(f"notify: {summary.notify}")
+
+
+@app.command("migrate-from-original")
+def migrate_from_original(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "The older tool's PostgreSQL URL. Default: ORIGINAL_DATABASE_URL "
+                "(better: a password here is visible to every user in `ps`)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write. Without it: a dry run that reports.")
+    ] = False,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            help="Who the old tool mailed (repeatable). Default: EMAIL_TO.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Take over the older tool's history and what it already mailed (dry run first)."""
+    settings = _settings()
+    from athlon_flex.original.migrate import migrate
+
+    url = source or (
+        settings.original_database_url.get_secret_value()
+        if settings.original_database_url
+        else None
+    )
+    if not url:
+        typer.echo(
+            "error: name the older tool's database: ORIGINAL_DATABASE_URL or --source",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    recipients = tuple(recipient or settings.email_to)
+    summary = _run_stage(
+        _locked(
+            settings,
+            lambda: migrate(settings, url, recipients=recipients, apply=apply),
+        )
+    )
+    typer.echo(str(summary))
 
 
 @app.command("fake-api")

@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     notify_daily_time: time = time(6, 0)
     notify_timezone: str = "Europe/Amsterdam"
 
+    # --- Switching from the older tool (athlon-flex migrate-from-original) ----------
+    # Its database as a URL (postgresql://user:password@host:5432/athlon); from the
+    # environment, so the password never appears on a command line.
+    original_database_url: SecretStr | None = None
+
     # --- Operations (Airflow) -----------------------------------------------------
     alert_email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
     alert_after_failures: int = Field(default=3, ge=1)
