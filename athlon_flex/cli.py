@@ -225,6 +225,81 @@ def migrate_from_original(
     typer.echo(str(summary))
 
 
+@app.command("import-original-filter")
+def import_original_filter(
+    old_filter: Annotated[
+        str,
+        typer.Argument(
+            help="The old tool's filter: a JSON object, or @FILE holding one.",
+            metavar="FILTER",
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the subscriptions file here (never overwrites)."),
+    ] = None,
+    email: Annotated[
+        list[str] | None,
+        typer.Option(help="Recipient (repeatable). Default: EMAIL_TO."),
+    ] = None,
+    cadence: Annotated[
+        str, typer.Option(help="daily (06:00, as the old tool) or instant.")
+    ] = "daily",
+) -> None:
+    """Turn the old tool's filter into a subscriptions file; say what cannot map."""
+    import json
+
+    import yaml
+    from pydantic import ValidationError
+
+    from athlon_flex.original.filters import import_filter, subscriptions_yaml
+    from notifier.subscriptions import SubscriptionsFile
+
+    def refuse(message: str) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(code=2)
+
+    text = old_filter
+    if old_filter.startswith("@"):
+        try:
+            text = Path(old_filter[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise refuse(f"cannot read {old_filter[1:]}: {error.strerror}") from None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise refuse(f"the filter is not JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise refuse("the filter must be a JSON object of attribute: regex")
+    if cadence not in ("daily", "instant"):
+        raise refuse("--cadence must be `daily` or `instant`")
+    emails = list(email or _settings().email_to)
+    if not emails:
+        raise refuse("no recipient: pass --email or set EMAIL_TO")
+    if output is not None and output.exists():
+        raise refuse(f"{output} exists; choose another --output")
+    imported = import_filter(parsed)
+    for line in imported.report():
+        typer.echo(line, err=True)
+    if parsed and not imported.filters:
+        raise refuse(
+            "nothing in the filter could be mapped; an empty filter would mail every "
+            "car, so no file was written"
+        )
+    document = subscriptions_yaml(imported, emails, cadence)
+    try:  # the notifier's own check, so the file is known to load
+        SubscriptionsFile.model_validate(yaml.safe_load(document))
+    except ValidationError as error:
+        raise refuse(
+            f"the result does not validate: {error.errors()[0]['msg']}"
+        ) from None
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+        typer.echo(f"wrote {output}; set NOTIFY_SUBSCRIPTIONS_FILE to it", err=True)
+
+
 @app.command("fake-api")
 def fake_api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
