@@ -32,6 +32,7 @@ STACK_VARS = {
     "PGADMIN_DEFAULT_PASSWORD",
     "HOSTNAME",
     "ATHLON_BIND_ADDRESS",
+    "_AIRFLOW_DB_MIGRATE",  # the Airflow image's entrypoint: migrate before starting
 }
 AIRFLOW_SERVICES = (
     "airflow-apiserver",
@@ -96,12 +97,21 @@ def test_stack_has_every_service_with_its_image(services: dict[str, Any]) -> Non
         "airflow-housekeeping",
         "dbt-docs",
         "pgadmin",
+        "watchtower",
     }
     assert services["postgres"]["image"] == "postgres:16"
     assert services["pgadmin"]["image"].startswith("dpage/pgadmin4:")
+    released = (
+        "${ATHLON_IMAGE:-ghcr.io/athlon-flex-notifier/athlon-flex-notifier:latest}"
+    )
+    build = _load("docker-compose.build.yml")["services"]
     for name in (*AIRFLOW_SERVICES, "airflow-init", "dbt-docs", "preflight"):
-        assert services[name]["image"] == "athlon-flex-notifier:latest"
-        assert services[name]["build"] == {
+        assert services[name]["image"] == released, name
+        assert "build" not in services[name], name
+        # One override file away: the same services, built from the working tree.
+        assert build[name]["image"] == "athlon-flex-notifier:local", name
+        assert build[name]["pull_policy"] == "build", name
+        assert build[name]["build"] == {
             "context": "..",
             "dockerfile": "infrastructure/Dockerfile",
         }
@@ -134,6 +144,7 @@ def test_ports_are_published_as_documented(services: dict[str, Any]) -> None:
         "airflow-housekeeping": [],
         "dbt-docs": [f"{local}:8081:8081"],
         "pgadmin": [f"{local}:5050:80"],
+        "watchtower": [],
     }
     deploy = (REPO / "docs" / "deploy.md").read_text()
     for port in ("8080", "8081", "5050"):
@@ -142,7 +153,9 @@ def test_ports_are_published_as_documented(services: dict[str, Any]) -> None:
 
 def test_pgadmin_only_runs_with_the_tools_profile(services: dict[str, Any]) -> None:
     assert services["pgadmin"]["profiles"] == ["tools"]
-    assert all("profiles" not in s for n, s in services.items() if n != "pgadmin")
+    assert services["watchtower"]["profiles"] == ["autoupdate"]
+    optional = ("pgadmin", "watchtower")
+    assert all("profiles" not in s for n, s in services.items() if n not in optional)
 
 
 def test_long_running_services_restart_and_have_healthchecks(
