@@ -8,13 +8,23 @@ names the variable, never a traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://flex.athlon.com/api/v1"
 GMAIL_SMTP_HOST = "smtp.gmail.com"
@@ -30,6 +40,45 @@ def _split_addresses(value: object) -> object:
         parts = value.replace(";", ",").split(",")
         return [part.strip() for part in parts if part.strip()]
     return value
+
+
+class _EmptyLoonheffingskortingIsFalse(PydanticBaseSettingsSource):
+    """`APPLY_LOONHEFFINGSKORTING=` (set, empty) means false, as in the old tool.
+
+    The old tool compared the raw value with "true", so its users' `.docker-env`
+    files with an empty value asked for the rate without loonheffingskorting. Every
+    other empty variable counts as unset here (`env_ignore_empty`), so the env and
+    dotenv sources drop this one too; this source, ranked just below them, reads the
+    same environment and file again with empties kept and answers only for it.
+    """
+
+    NAME = "apply_loonheffingskorting"
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._env_file = getattr(dotenv, "env_file", None)
+        self._encoding = getattr(dotenv, "env_file_encoding", None)
+
+    def get_field_value(self, field: object, field_name: str) -> tuple[None, str, bool]:
+        return None, field_name, False  # unused: __call__ answers for the one field
+
+    def __call__(self) -> dict[str, object]:
+        kept = [EnvSettingsSource(self.settings_cls, env_ignore_empty=False)]
+        if self._env_file:
+            kept.append(
+                DotEnvSettingsSource(
+                    self.settings_cls,
+                    env_file=self._env_file,
+                    env_file_encoding=self._encoding,
+                    env_ignore_empty=False,
+                )
+            )
+        for source in kept:
+            if self.NAME in source.env_vars:
+                return {self.NAME: False} if source.env_vars[self.NAME] == "" else {}
+        return {}
 
 
 class Settings(BaseSettings):
@@ -85,6 +134,11 @@ class Settings(BaseSettings):
     notify_daily_time: time = time(6, 0)
     notify_timezone: str = "Europe/Amsterdam"
 
+    # --- Switching from the older tool (athlon-flex migrate-from-original) ----------
+    # Its database as a URL (postgresql://user:password@host:5432/athlon); from the
+    # environment, so the password never appears on a command line.
+    original_database_url: SecretStr | None = None
+
     # --- Operations (Airflow) -----------------------------------------------------
     alert_email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
     alert_after_failures: int = Field(default=3, ge=1)
@@ -119,11 +173,50 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from error
         return value
 
-    @model_validator(mode="after")
-    def _credentials_come_in_pairs(self) -> Settings:
-        if bool(self.athlon_username) != bool(self.athlon_password):
-            raise ValueError("ATHLON_USERNAME and ATHLON_PASSWORD must be set together")
-        return self
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        empty_is_false = _EmptyLoonheffingskortingIsFalse(settings_cls, dotenv_settings)
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            empty_is_false,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _half_a_login_is_anonymous(cls, data: object) -> object:
+        """A username without a password (or the reverse) runs anonymously.
+
+        The old tool did so silently; its users' files may have only one of the two.
+        Anonymous still loads every car, only without contribution and net cost.
+        """
+        if not isinstance(data, dict):
+            return data
+        username = data.get("athlon_username")
+        password = data.get("athlon_password")
+        if bool(username) != bool(password):
+            given, missing = (
+                ("ATHLON_USERNAME", "ATHLON_PASSWORD")
+                if username
+                else ("ATHLON_PASSWORD", "ATHLON_USERNAME")
+            )
+            log.warning(
+                "%s is set but %s is not: running anonymously (no contribution or "
+                "net cost); set both to log in",
+                given,
+                missing,
+            )
+            data = {**data, "athlon_username": None, "athlon_password": None}
+        return data
 
     # --- Derived values -----------------------------------------------------------
     @property

@@ -125,6 +125,19 @@ def build(settings: Settings, *, full_refresh: bool = False) -> BuildSummary:
     return summary
 
 
+def run_operation(settings: Settings, macro: str) -> None:
+    """Run one of the project's macros (`dbt run-operation`); raise on failure.
+
+    For SQL whose one definition is a macro, such as the notifier's tables, needed
+    before any build (the migration from the old tool writes into them).
+    """
+    result = _invoke(settings, ["run-operation", macro])
+    if not result.success:
+        raise TransformError(
+            f"dbt run-operation {macro} failed: {result.exception or 'see the dbt log'}"
+        )
+
+
 def run_unit_tests(settings: Settings) -> BuildSummary:
     """Run the project's `unit_tests:` (`dbt test --select test_type:unit`).
 

@@ -77,10 +77,16 @@ def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
 
 
 def _run_stage(stage: Callable[[], T]) -> T:
-    """Run a stage; a StageError becomes its message on stderr and exit code 1."""
+    """Run a stage; a StageError becomes its message on stderr and exit code 1.
+
+    Bad input (an error marked `bad_input`) exits with 2, like a bad setting.
+    """
     try:
         return stage()
     except StageError as error:
+        if getattr(error, "bad_input", False):
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(code=2) from None
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
@@ -205,6 +211,130 @@ def stop() -> None:
     _run_stage(_locked(settings, lambda: None))
     _run_stage(lambda: stop_embedded(settings.data_dir))
     typer.echo(f"embedded PostgreSQL stopped; data kept in {settings.data_dir}")
+
+
+@app.command("migrate-from-original")
+def migrate_from_original(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "The older tool's PostgreSQL URL. Default: ORIGINAL_DATABASE_URL "
+                "(better: a password here is visible to every user in `ps`)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write. Without it: a dry run that reports.")
+    ] = False,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            help="Who the old tool mailed (repeatable). Default: EMAIL_TO.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Take over the older tool's history and what it already mailed (dry run first)."""
+    settings = _settings()
+    from watcher.original.migrate import migrate
+
+    url = source or (
+        settings.original_database_url.get_secret_value()
+        if settings.original_database_url
+        else None
+    )
+    if not url:
+        typer.echo(
+            "error: name the older tool's database: ORIGINAL_DATABASE_URL or --source",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    recipients = tuple(recipient or settings.email_to)
+    summary = _run_stage(
+        _locked(
+            settings,
+            lambda: migrate(settings, url, recipients=recipients, apply=apply),
+        )
+    )
+    typer.echo(str(summary))
+
+
+@app.command("import-original-filter")
+def import_original_filter(
+    old_filter: Annotated[
+        str,
+        typer.Argument(
+            help="The old tool's filter: a JSON object, or @FILE holding one.",
+            metavar="FILTER",
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the subscriptions file here (never overwrites)."),
+    ] = None,
+    email: Annotated[
+        list[str] | None,
+        typer.Option(help="Recipient (repeatable). Default: EMAIL_TO."),
+    ] = None,
+    cadence: Annotated[
+        str, typer.Option(help="daily (06:00, as the old tool) or instant.")
+    ] = "daily",
+) -> None:
+    """Turn the old tool's filter into a subscriptions file; say what cannot map."""
+    import json
+
+    import yaml
+    from pydantic import ValidationError
+
+    from notifier.subscriptions import SubscriptionsFile
+    from watcher.original.filters import import_filter, subscriptions_yaml
+
+    def refuse(message: str) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(code=2)
+
+    text = old_filter
+    if old_filter.startswith("@"):
+        try:
+            text = Path(old_filter[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise refuse(f"cannot read {old_filter[1:]}: {error.strerror}") from None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise refuse(f"the filter is not JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise refuse("the filter must be a JSON object of attribute: regex")
+    if cadence not in ("daily", "instant"):
+        raise refuse("--cadence must be `daily` or `instant`")
+    emails = list(email or _settings().email_to)
+    if not emails:
+        raise refuse("no recipient: pass --email or set EMAIL_TO")
+    if output is not None and output.exists():
+        raise refuse(f"{output} exists; choose another --output")
+    imported = import_filter(parsed)
+    for line in imported.report():
+        typer.echo(line, err=True)
+    if parsed and not imported.filters:
+        raise refuse(
+            "nothing in the filter could be mapped; an empty filter would mail every "
+            "car, so no file was written"
+        )
+    document = subscriptions_yaml(imported, emails, cadence)
+    try:  # the notifier's own check, so the file is known to load
+        SubscriptionsFile.model_validate(yaml.safe_load(document))
+    except ValidationError as error:
+        raise refuse(
+            f"the result does not validate: {error.errors()[0]['msg']}"
+        ) from None
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+        typer.echo(f"wrote {output}; set NOTIFY_SUBSCRIPTIONS_FILE to it", err=True)
 
 
 @app.command("fake-api")

@@ -126,16 +126,85 @@ def test_cli_reports_a_bad_setting_in_one_line_without_traceback(
     assert "Traceback" not in result.stderr
 
 
-def test_login_needs_both_username_and_password(
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [("ATHLON_USERNAME", "ATHLON_PASSWORD"), ("ATHLON_PASSWORD", "ATHLON_USERNAME")],
+)
+def test_half_a_login_runs_anonymously_with_a_warning(
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    given: str,
+    missing: str,
+) -> None:
+    """The old tool ran anonymously with only a username; its files keep working."""
+    monkeypatch.setenv(given, "me@example.nl")
+    monkeypatch.delenv(missing, raising=False)
+    with caplog.at_level("WARNING", logger="athlon_flex.settings"):
+        settings = load_settings(_env_file=None)
+    assert settings.athlon_username is None
+    assert settings.athlon_password is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{given} is set but {missing} is not: running anonymously (no contribution "
+        "or net cost); set both to log in"
+    ]
+    assert "me@example.nl" not in caplog.text  # no value in the log, only names
+
+
+def test_full_login_is_kept_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ATHLON_USERNAME", "me@example.nl")
-    monkeypatch.delenv("ATHLON_PASSWORD", raising=False)
-    with pytest.raises(SettingsError) as caught:
-        load_settings(_env_file=None)
-    assert str(caught.value) == (
-        "Invalid configuration: "
-        "ATHLON_USERNAME and ATHLON_PASSWORD must be set together"
+    monkeypatch.setenv("ATHLON_PASSWORD", "s3cret")
+    with caplog.at_level("WARNING", logger="athlon_flex.settings"):
+        settings = load_settings(_env_file=None)
+    assert settings.athlon_username == "me@example.nl"
+    assert settings.athlon_password is not None
+    assert settings.athlon_password.get_secret_value() == "s3cret"
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("environment", "dotenv", "expected"),
+    [
+        (None, None, True),  # unset: with loonheffingskorting, as the old tool
+        ("", None, False),  # set but empty: the old tool compared with "true"
+        (None, "", False),  # the same in a .env / .docker-env file
+        ("true", None, True),
+        ("false", None, False),
+        (None, "true", True),
+        ("true", "", True),  # the environment wins over the file
+    ],
+)
+def test_empty_apply_loonheffingskorting_means_false_as_in_the_old_tool(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: str | None,
+    dotenv: str | None,
+    expected: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if environment is None:
+        monkeypatch.delenv("APPLY_LOONHEFFINGSKORTING", raising=False)
+    else:
+        monkeypatch.setenv("APPLY_LOONHEFFINGSKORTING", environment)
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(f"APPLY_LOONHEFFINGSKORTING={dotenv}\n")
+    assert load_settings().apply_loonheffingskorting is expected
+    # Other empty values still count as unset.
+    monkeypatch.setenv("ATHLON_MAX_CONCURRENCY", "")
+    assert load_settings().athlon_max_concurrency == 8
+
+
+def test_explicit_override_wins_over_an_empty_apply_loonheffingskorting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APPLY_LOONHEFFINGSKORTING", "")
+    assert load_settings(_env_file=None).apply_loonheffingskorting is False
+    assert (
+        load_settings(
+            _env_file=None, apply_loonheffingskorting=True
+        ).apply_loonheffingskorting
+        is True
     )
 
 

@@ -31,6 +31,8 @@ STACK_VARS = {
     "PGADMIN_DEFAULT_EMAIL",
     "PGADMIN_DEFAULT_PASSWORD",
     "HOSTNAME",
+    "ATHLON_BIND_ADDRESS",
+    "_AIRFLOW_DB_MIGRATE",  # the Airflow image's entrypoint: migrate before starting
 }
 AIRFLOW_SERVICES = (
     "airflow-apiserver",
@@ -86,6 +88,7 @@ def _strings(node: Any) -> list[str]:
 
 def test_stack_has_every_service_with_its_image(services: dict[str, Any]) -> None:
     assert set(services) == {
+        "preflight",
         "postgres",
         "airflow-init",
         "airflow-apiserver",
@@ -94,12 +97,21 @@ def test_stack_has_every_service_with_its_image(services: dict[str, Any]) -> Non
         "airflow-housekeeping",
         "dbt-docs",
         "pgadmin",
+        "watchtower",
     }
     assert services["postgres"]["image"] == "postgres:16"
     assert services["pgadmin"]["image"].startswith("dpage/pgadmin4:")
-    for name in (*AIRFLOW_SERVICES, "airflow-init", "dbt-docs"):
-        assert services[name]["image"] == "athlon-flex-notifier:latest"
-        assert services[name]["build"] == {
+    released = (
+        "${ATHLON_IMAGE:-ghcr.io/athlon-flex-notifier/athlon-flex-notifier:latest}"
+    )
+    build = _load("docker-compose.build.yml")["services"]
+    for name in (*AIRFLOW_SERVICES, "airflow-init", "dbt-docs", "preflight"):
+        assert services[name]["image"] == released, name
+        assert "build" not in services[name], name
+        # One override file away: the same services, built from the working tree.
+        assert build[name]["image"] == "athlon-flex-notifier:local", name
+        assert build[name]["pull_policy"] == "build", name
+        assert build[name]["build"] == {
             "context": "..",
             "dockerfile": "infrastructure/Dockerfile",
         }
@@ -112,7 +124,8 @@ def test_commands_are_the_airflow_components(services: dict[str, Any]) -> None:
     init = "\n".join(services["airflow-init"]["command"])
     assert "ensure-db" in init
     assert "airflow db migrate" in init
-    assert "airflow users create --role Admin" in init
+    assert "| airflow users create" in init
+    assert "--role Admin" in init
     docs = "\n".join(services["dbt-docs"]["command"])
     assert "athlon-flex docs --generate-only" in docs
     assert "http.server 8081" in docs
@@ -120,15 +133,18 @@ def test_commands_are_the_airflow_components(services: dict[str, Any]) -> None:
 
 def test_ports_are_published_as_documented(services: dict[str, Any]) -> None:
     published = {name: service.get("ports", []) for name, service in services.items()}
+    local = "${ATHLON_BIND_ADDRESS:-127.0.0.1}"
     assert published == {
+        "preflight": [],
         "postgres": [],
         "airflow-init": [],
-        "airflow-apiserver": ["8080:8080"],
+        "airflow-apiserver": [f"{local}:8080:8080"],
         "airflow-scheduler": [],
         "airflow-dag-processor": [],
         "airflow-housekeeping": [],
-        "dbt-docs": ["8081:8081"],
-        "pgadmin": ["5050:80"],
+        "dbt-docs": [f"{local}:8081:8081"],
+        "pgadmin": [f"{local}:5050:80"],
+        "watchtower": [],
     }
     deploy = (REPO / "docs" / "deploy.md").read_text()
     for port in ("8080", "8081", "5050"):
@@ -137,7 +153,9 @@ def test_ports_are_published_as_documented(services: dict[str, Any]) -> None:
 
 def test_pgadmin_only_runs_with_the_tools_profile(services: dict[str, Any]) -> None:
     assert services["pgadmin"]["profiles"] == ["tools"]
-    assert all("profiles" not in s for n, s in services.items() if n != "pgadmin")
+    assert services["watchtower"]["profiles"] == ["autoupdate"]
+    optional = ("pgadmin", "watchtower")
+    assert all("profiles" not in s for n, s in services.items() if n not in optional)
 
 
 def test_long_running_services_restart_and_have_healthchecks(
@@ -160,6 +178,9 @@ def test_startup_order_waits_for_healthy_postgres_and_finished_init(
 ) -> None:
     assert services["airflow-init"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"}
+    }
+    assert services["postgres"]["depends_on"] == {
+        "preflight": {"condition": "service_completed_successfully"}
     }
     for name in (*AIRFLOW_SERVICES, "dbt-docs"):
         depends = services[name]["depends_on"]
@@ -312,7 +333,7 @@ def test_dockerfile_installs_the_lock_without_airflow_extra_and_parses_dbt() -> 
     assert "dbt parse --project-dir . --profiles-dir ." in flat
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/athlon-flex/dags" in flat
     ignore = (INFRA / "Dockerfile.dockerignore").read_text().split()
-    assert {"**/.venv", "**/.docker-env", "**/.env", ".git", "tests"} <= set(ignore)
+    assert {"**/.venv", "**/.docker-env*", "**/.env*", ".git", "tests"} <= set(ignore)
 
 
 def test_dev_overlay_mounts_the_tree_over_the_image(services: dict[str, Any]) -> None:
@@ -329,5 +350,5 @@ def test_dev_overlay_mounts_the_tree_over_the_image(services: dict[str, Any]) ->
         assert dev[name]["environment"]["ATHLON_API_URL"] == (
             "http://fake-api:8000/api/v1"
         )
-    assert dev["postgres"]["ports"] == ["5432:5432"]
+    assert dev["postgres"]["ports"] == ["${ATHLON_BIND_ADDRESS:-127.0.0.1}:5432:5432"]
     assert dev["fake-api"]["command"][0] == "fake-api"
