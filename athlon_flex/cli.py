@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from athlon_flex.errors import StageError
+from athlon_flex.errors import ConfigurationError, StageError
 from athlon_flex.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -79,9 +79,16 @@ def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
 
 
 def _run_stage(stage: Callable[[], T]) -> T:
-    """Run a stage; a StageError becomes its message on stderr and exit code 1."""
+    """Run a stage; a StageError becomes its message on stderr and exit code 1.
+
+    A ConfigurationError (a bad subscriptions file, a vanished email channel) exits
+    2, like a bad setting: what the user wrote has to change, not the weather.
+    """
     try:
         return stage()
+    except ConfigurationError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
     except StageError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from None
@@ -139,18 +146,32 @@ def notify(
         str,
         typer.Option(help="Which recipients: `instant` or `daily` (digest)."),
     ] = "instant",
+    console: Annotated[
+        bool,
+        typer.Option(
+            "--console",
+            help=(
+                "Accept the console (log) channel although email was configured "
+                "before: stop emailing on purpose."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Email (and log) the availability windows recipients have not heard of yet."""
     settings = _settings()
+    from notifier.stage import check_configuration
     from notifier.stage import notify as notify_stage
 
+    _run_stage(lambda: check_configuration(settings))
     if cadence not in ("instant", "daily"):
         typer.echo("error: --cadence must be `instant` or `daily`", err=True)
         raise typer.Exit(code=2)
     summary = _run_stage(
         _locked(
             settings,
-            lambda: notify_stage(settings, baseline=baseline, cadence=cadence),
+            lambda: notify_stage(
+                settings, baseline=baseline, cadence=cadence, console=console
+            ),
         )
     )
     typer.echo(str(summary))
@@ -161,7 +182,10 @@ def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
     """Load, then transform, then notify; stop at the first failure."""
     settings = _settings()
     from athlon_flex.pipeline import run_cycle
+    from notifier.stage import check_configuration
 
+    # A typo in the subscriptions file stops the cycle before it loads anything.
+    _run_stage(lambda: check_configuration(settings))
     summary = _run_stage(
         lambda: run_cycle(settings, allow_shrink=allow_shrink, baseline=baseline)
     )

@@ -13,8 +13,17 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from athlon_flex.addresses import normalize_address, unique_addresses
 
 DEFAULT_API_URL = "https://flex.athlon.com/api/v1"
 GMAIL_SMTP_HOST = "smtp.gmail.com"
@@ -102,11 +111,16 @@ class Settings(BaseSettings):
 
     @field_validator("email_to", "alert_email_to")
     @classmethod
-    def _addresses_look_like_email(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if "@" not in address:
-                raise ValueError(f"{address!r} is not an email address")
-        return value
+    def _addresses_follow_the_rule(
+        cls, value: list[str], info: ValidationInfo
+    ) -> list[str]:
+        # One rule for every address (athlon_flex/addresses.py): lower case, each once.
+        return unique_addresses(value, where=(info.field_name or "").upper())
+
+    @field_validator("email_from")
+    @classmethod
+    def _sender_follows_the_rule(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_address(value)
 
     @field_validator("notify_timezone")
     @classmethod
