@@ -15,6 +15,7 @@ not match (a bound cannot be checked against nothing).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -136,12 +137,15 @@ class FilterSet(BaseModel):
             bound = getattr(self, name)
             if bound is None:
                 continue
-            value = vehicle.get(column)
-            if value is None:
+            try:
+                number = float(vehicle.get(column))  # type: ignore[arg-type]
+            except (TypeError, ValueError):  # unknown: a bound cannot hold
                 return False
-            if side == "max" and float(value) > bound:
+            if not math.isfinite(number):  # NaN would pass every comparison
                 return False
-            if side == "min" and float(value) < bound:
+            if side == "max" and number > bound:
+                return False
+            if side == "min" and number < bound:
                 return False
         return True
 

@@ -75,6 +75,16 @@ def fold_address_case(conn: Connection) -> int:
     """
     moved = 0
     with conn.cursor() as cursor:
+        # Read first: most runs find nothing to fold and then write nothing.
+        cursor.execute(
+            f"select exists (select from {NOTIFICATIONS} "
+            "where recipient <> lower(recipient)) "
+            f"or exists (select from {RECIPIENTS} where recipient <> lower(recipient)) "
+            f"or exists (select from {OUTBOX} where recipient <> lower(recipient))"
+        )
+        (found,) = cursor.fetchone()
+        if not found:
+            return 0
         cursor.execute(
             f"insert into {NOTIFICATIONS} (vehicle_id, available_since, recipient, "
             "notified_at, message_id) select vehicle_id, available_since, "
