@@ -130,12 +130,25 @@ def load(allow_shrink: AllowShrink = False) -> None:
 
 
 @app.command()
-def transform() -> None:
+def transform(
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help=(
+                "Rebuild the incremental marts from the whole history (after "
+                "changing NOTIFY_GRACE_MINUTES); snapshots are kept."
+            ),
+        ),
+    ] = False,
+) -> None:
     """Run `dbt build`: snapshots, models and every data test."""
     settings = _settings()
     from athlon_flex.transform import build
 
-    summary = _run_stage(_locked(settings, lambda: build(settings)))
+    summary = _run_stage(
+        _locked(settings, lambda: build(settings, full_refresh=full_refresh))
+    )
     typer.echo(str(summary))
 
 

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     notify_image_width: int = Field(default=300, ge=16, le=2000)
     notify_daily_time: time = time(6, 0)
     notify_timezone: str = "Europe/Amsterdam"
+    # A car missing from the showroom for less than this keeps its availability
+    # window (an API hiccup is not news); dbt var availability_grace_minutes.
+    notify_grace_minutes: float = Field(default=30.0, ge=0, le=24 * 60)
 
     # --- Operations (Airflow) -----------------------------------------------------
     alert_email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
