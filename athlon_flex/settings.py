@@ -14,7 +14,14 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -25,6 +32,8 @@ from pydantic_settings import (
 )
 
 log = logging.getLogger(__name__)
+
+from athlon_flex.addresses import normalize_address, unique_addresses
 
 DEFAULT_API_URL = "https://flex.athlon.com/api/v1"
 GMAIL_SMTP_HOST = "smtp.gmail.com"
@@ -133,6 +142,9 @@ class Settings(BaseSettings):
     notify_image_width: int = Field(default=300, ge=16, le=2000)
     notify_daily_time: time = time(6, 0)
     notify_timezone: str = "Europe/Amsterdam"
+    # A car missing from the showroom for less than this keeps its availability
+    # window (an API hiccup is not news); dbt var availability_grace_minutes.
+    notify_grace_minutes: float = Field(default=30.0, ge=0, le=24 * 60)
 
     # --- Switching from the older tool (athlon-flex migrate-from-original) ----------
     # Its database as a URL (postgresql://user:password@host:5432/athlon); from the
@@ -156,11 +168,16 @@ class Settings(BaseSettings):
 
     @field_validator("email_to", "alert_email_to")
     @classmethod
-    def _addresses_look_like_email(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if "@" not in address:
-                raise ValueError(f"{address!r} is not an email address")
-        return value
+    def _addresses_follow_the_rule(
+        cls, value: list[str], info: ValidationInfo
+    ) -> list[str]:
+        # One rule for every address (athlon_flex/addresses.py): lower case, each once.
+        return unique_addresses(value, where=(info.field_name or "").upper())
+
+    @field_validator("email_from")
+    @classmethod
+    def _sender_follows_the_rule(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_address(value)
 
     @field_validator("notify_timezone")
     @classmethod

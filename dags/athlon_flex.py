@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 alerts = AirflowAlerts()
 
-# A failing data test or a bad setting is not fixed by trying again a minute later:
-# such a task fails at once, and the next scheduled run is the retry. Everything else
+# A failing data test, a bad setting or a bad subscriptions file is not fixed by
+# trying again a minute later: such a task fails at once, and the next scheduled run
+# is the retry. Everything else
 # (API or SMTP trouble, the pipeline lock held by a manual run) is retried with backoff.
 NOT_RETRYABLE = ExceptionRetryPolicy(
     rules=[
@@ -41,6 +42,7 @@ NOT_RETRYABLE = ExceptionRetryPolicy(
             exception=[
                 "transform.runner.TransformError",
                 "athlon_flex.settings.SettingsError",
+                "athlon_flex.errors.ConfigurationError",
             ],
             action=RetryAction.FAIL,
             reason="retrying cannot fix this; the next scheduled run tries again",

@@ -1,6 +1,8 @@
 -- The incremental mart and the snapshot must agree on what is in the showroom: a
 -- vehicle has an open availability window exactly when it has a current snapshot
--- row. Fails with each vehicle where they disagree (and on which side).
+-- row, or its last row ended less than the grace period (macro availability_grace)
+-- before the latest load (a car missing from a load or two keeps its window). Fails
+-- with each vehicle where they disagree (and on which side).
 with
 
 vehicle_availability as (
@@ -11,6 +13,11 @@ vehicle_versions as (
     select * from {{ ref('snap_vehicles') }}
 ),
 
+latest_load as (
+    select coalesce(max(extracted_at), now()) as loaded_at
+    from {{ ref('stg_athlon__vehicles') }}
+),
+
 open_windows as (
     select vehicle_id
     from vehicle_availability
@@ -18,9 +25,12 @@ open_windows as (
 ),
 
 current_versions as (
-    select vehicle_id
+    select distinct vehicle_id
     from vehicle_versions
-    where dbt_valid_to is null
+    where
+        dbt_valid_to is null
+        or dbt_valid_to
+        > (select latest_load.loaded_at from latest_load) - {{ availability_grace() }}
 ),
 
 final as (

@@ -3,6 +3,12 @@
     model runs (on-run-start), so `marts.vehicles_to_notify` can always be built and
     the first `dbt build` on an empty database succeeds. dbt never drops or rewrites
     them: they are the notifier's record of what it sent, declared as sources.
+
+    Columns added after the first release come with `add column if not exists` and a
+    default, so an older database gains them on its next build and an insert that
+    names only the original columns (vehicle_id, available_since, recipient,
+    notified_at: the old tool's migration writes those) still works and counts as
+    sent: a row whose message_id is null was sent without an outbox.
 -#}
 {% macro create_notifier_tables() %}
     create schema if not exists notifier;
@@ -14,9 +20,36 @@
         notified_at timestamptz not null default now(),
         primary key (vehicle_id, available_since, recipient)
     );
+    -- The email (notifier.outbox) that carries this window; null: sent or logged
+    -- without one (console, baseline, rows migrated from the old tool).
+    alter table notifier.notifications add column if not exists message_id text;
+    create index if not exists notifications_message_id
+    on notifier.notifications (message_id) where message_id is not null;
+
+    -- One row per email: written (with its full text) before it is sent, marked
+    -- sent after the server accepted it. An unmarked row is resent as it is, with
+    -- the same Message-ID, so a crash in between never loses or visibly doubles it.
+    create table if not exists notifier.outbox (
+        message_id text primary key,
+        recipient text not null,
+        message bytea,
+        created_at timestamptz not null default now(),
+        sent_at timestamptz
+    );
 
     create table if not exists notifier.recipients (
         recipient text primary key,
         registered_at timestamptz not null default now()
+    );
+    -- When the notifier decided, once, whether this recipient starts with a
+    -- baseline (NOTIFY_BASELINE); null until their first turn.
+    alter table notifier.recipients
+    add column if not exists baseline_decided_at timestamptz;
+
+    -- What the notifier must remember between runs (e.g. that email was set up).
+    create table if not exists notifier.state (
+        key text primary key,
+        value text not null,
+        updated_at timestamptz not null default now()
     );
 {% endmacro %}

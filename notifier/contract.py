@@ -8,9 +8,11 @@ from __future__ import annotations
 VEHICLES_TO_NOTIFY = "marts.vehicles_to_notify"
 NOTIFICATIONS = "notifier.notifications"
 RECIPIENTS = "notifier.recipients"
+OUTBOX = "notifier.outbox"
+STATE = "notifier.state"
 
 # What `transform` must have built before the notifier can run.
-REQUIRED_OBJECTS = (VEHICLES_TO_NOTIFY, NOTIFICATIONS, RECIPIENTS)
+REQUIRED_OBJECTS = (VEHICLES_TO_NOTIFY, NOTIFICATIONS, RECIPIENTS, OUTBOX, STATE)
 
 # The recipient name of the log channel (used when no email is configured).
 CONSOLE_RECIPIENT = "console"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from athlon_flex.errors import StageError
+from athlon_flex.errors import ConfigurationError, StageError
 
 if TYPE_CHECKING:
     from notifier.stage import NotifySummary
@@ -20,3 +20,14 @@ class NotifyError(StageError):
     def __init__(self, message: str, *, summary: NotifySummary | None = None) -> None:
         super().__init__(message)
         self.summary = summary
+
+
+class NotifyConfigurationError(NotifyError, ConfigurationError):
+    """The notifier's configuration is unusable; nothing was sent or recorded.
+
+    The message is always one line (YAML's errors span several), so the CLI's
+    `error: ...` is one line too.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))

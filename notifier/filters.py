@@ -15,11 +15,12 @@ not match (a bound cannot be checked against nothing).
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from notifier.contract import VEHICLE_ATTRIBUTES
@@ -47,15 +48,33 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def _compile(key: str, value: Any) -> re.Pattern[str]:
-    """A regex from a filter value; plain numbers and booleans must match exactly."""
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # RE2 would print to stderr; we raise one line instead
+    return options
+
+
+def _compile(key: str, value: Any) -> Any:
+    """A regex from a filter value; plain numbers and booleans must match exactly.
+
+    RE2 matches in time linear in the text, whatever the pattern (`^(a+)+$` cannot
+    hang a run), and refuses at compile time what it cannot run that way
+    (backreferences, lookaround): the refusal is the validation error.
+    """
     if isinstance(value, str):
         try:
-            return re.compile(value, re.IGNORECASE)
-        except re.error as error:
-            raise ValueError(f"key {key!r}: bad regex {value!r} ({error})") from None
+            return re2.compile(value, _options())
+        except re2.error as error:
+            reason = error.args[0] if error.args else error
+            if isinstance(reason, bytes):
+                reason = reason.decode(errors="replace")
+            raise ValueError(
+                f"key {key!r}: regex {value!r} is refused ({reason}); filters use "
+                "RE2 syntax, without backreferences or lookaround"
+            ) from None
     if isinstance(value, bool | int | float):
-        return re.compile(rf"^{re.escape(as_text(value))}$", re.IGNORECASE)
+        return re2.compile(f"^{re2.escape(as_text(value))}$", _options())
     kind = "nothing" if value is None else type(value).__name__
     raise ValueError(f"key {key!r}: expected a regex (text), got {kind}")
 
@@ -65,8 +84,8 @@ class FilterSet(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    # attribute → compiled regex; filled from the mapping's non-bound keys.
-    patterns: dict[str, re.Pattern[str]] = Field(default_factory=dict)
+    # attribute → compiled RE2 regex; filled from the mapping's non-bound keys.
+    patterns: dict[str, Any] = Field(default_factory=dict)
     max_price_per_month: float | None = Field(default=None, ge=0)
     min_price_per_month: float | None = Field(default=None, ge=0)
     max_net_cost_per_month: float | None = None
@@ -93,7 +112,7 @@ class FilterSet(BaseModel):
         if "patterns" in data:
             raise ValueError("key 'patterns': not a vehicle attribute")
         fields: dict[str, Any] = {}
-        patterns: dict[str, re.Pattern[str]] = {}
+        patterns: dict[str, Any] = {}
         for key, value in data.items():
             if key in BOUNDS:
                 fields[key] = value
@@ -118,12 +137,15 @@ class FilterSet(BaseModel):
             bound = getattr(self, name)
             if bound is None:
                 continue
-            value = vehicle.get(column)
-            if value is None:
+            try:
+                number = float(vehicle.get(column))  # type: ignore[arg-type]
+            except (TypeError, ValueError):  # unknown: a bound cannot hold
                 return False
-            if side == "max" and float(value) > bound:
+            if not math.isfinite(number):  # NaN would pass every comparison
                 return False
-            if side == "min" and float(value) < bound:
+            if side == "max" and number > bound:
+                return False
+            if side == "min" and number < bound:
                 return False
         return True
 

@@ -9,12 +9,15 @@ recipient would not get the text and HTML we rendered.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import smtplib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Literal
 
 from pydantic import SecretStr
@@ -29,7 +32,16 @@ SMTP_TIMEOUT_SECONDS = 30
 
 
 class MailError(Exception):
-    """One message could not be sent; the text is safe to log (no secrets)."""
+    """One message could not be sent; the text is safe to log (no secrets).
+
+    `refused` is True when the server certainly did not take the message (it
+    replied with an error code, or no connection was made); False when it may have
+    (the connection broke during or after DATA), so it must be resent as it is.
+    """
+
+    def __init__(self, message: str, *, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -76,17 +88,42 @@ def transport_from_settings(settings: Settings) -> SmtpTransport | None:
     return None
 
 
-def compose(email: RenderedEmail, *, sender: str, recipient: str) -> EmailMessage:
+def message_id_for(
+    recipient: str, windows: Iterable[tuple[str, datetime]], *, sender: str
+) -> str:
+    """The Message-ID of the email carrying these windows to this recipient.
+
+    Derived from nothing else, so the same batch always has the same id: a resend
+    after a crash is the same message to a mail store (Gmail keeps one copy).
+    """
+    digest = hashlib.sha256(recipient.encode())
+    for vehicle_id, since in sorted(
+        (str(vehicle_id), since.astimezone(UTC).isoformat())
+        for vehicle_id, since in windows
+    ):
+        digest.update(f"\n{vehicle_id}|{since}".encode())
+    domain = sender.rpartition("@")[2] or "athlon-flex.invalid"
+    return f"<{digest.hexdigest()[:40]}.athlon-flex@{domain}>"
+
+
+def compose(
+    email: RenderedEmail, *, sender: str, recipient: str, message_id: str
+) -> EmailMessage:
     """A multipart/alternative message: our plain text first, our HTML preferred."""
     message = EmailMessage()
     message["Subject"] = email.subject
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message
+
+
+def as_wire_bytes(message: EmailMessage) -> bytes:
+    """The message exactly as it goes over SMTP (CRLF line ends), to store and send."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 def _text(reply: bytes | str) -> str:
@@ -148,21 +185,37 @@ class Mailer:
         log.debug("Connected to SMTP %s", transport.describe())
         return client
 
-    def send(self, message: EmailMessage, recipient: str) -> None:
-        """Deliver to one recipient or raise MailError saying why not."""
+    def send(self, message: bytes, recipient: str) -> None:
+        """Deliver these bytes (as_wire_bytes) to one recipient, or raise MailError
+        saying why not and whether the server certainly refused it."""
         try:
             if self._client is None:
                 self._client = self._connect()
-            refused = self._client.smtp.send_message(
-                message, from_addr=self.transport.sender, to_addrs=[recipient]
-            )
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             raise MailError(
-                f"SMTP {self.transport.describe()}: {_describe_error(error)}"
+                f"SMTP {self.transport.describe()}: {_describe_error(error)}",
+                refused=True,  # no connection, no message
+            ) from None
+        try:
+            refused = self._client.smtp.sendmail(
+                self.transport.sender, [recipient], message
+            )
+        except (smtplib.SMTPException, OSError) as error:
+            self.close()
+            # A reply code is a refusal (4xx/5xx: the server did not take it); a
+            # broken connection may have come after the server took it.
+            certain = isinstance(
+                error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused
+            )
+            raise MailError(
+                f"SMTP {self.transport.describe()}: {_describe_error(error)}",
+                refused=certain,
             ) from None
         if refused:
-            raise MailError(f"SMTP {self.transport.describe()}: refused {refused}")
+            raise MailError(
+                f"SMTP {self.transport.describe()}: refused {refused}", refused=True
+            )
 
     def close(self) -> None:
         """Say QUIT (best effort) and forget the connection."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,11 +59,31 @@ class RenderedEmail:
     text: str
 
 
+def _amount(value: Any) -> Decimal | None:
+    """A finite Decimal of the value, or None (unknown, NaN, infinite, not a number).
+
+    The mart's numeric columns can hold NaN and huge values (1e30); none of them
+    may stop an email.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
 def euro(value: Any) -> str:
-    """Dutch style: `€ 1.010,00`; `-` when unknown."""
-    if value is None:
+    """Dutch style: `€ 1.010,00`; `-` when unknown or not a finite number."""
+    amount = _amount(value)
+    if amount is None:
         return MISSING
-    amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    with localcontext() as context:
+        # Enough digits for any magnitude: quantize fails when the result needs
+        # more than the context's precision (28 digits by default).
+        context.prec = max(28, amount.adjusted() + 4)
+        amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     english = f"{amount:,.2f}"  # 1,010.00
     dutch = english.replace(",", " ").replace(".", ",").replace(" ", ".")
     return f"€ {dutch}"
@@ -71,9 +91,12 @@ def euro(value: Any) -> str:
 
 def local_time(value: datetime | None, timezone: str) -> str:
     """`03-05-2025 14:10` in the recipient's time zone."""
-    if value is None:
-        return MISSING
-    return value.astimezone(ZoneInfo(timezone)).strftime("%d-%m-%Y %H:%M")
+    if not isinstance(value, datetime):
+        return MISSING if value is None else str(value)
+    try:
+        return value.astimezone(ZoneInfo(timezone)).strftime("%d-%m-%Y %H:%M")
+    except (OverflowError, ValueError):  # year 9999 plus an hour, and the like
+        return value.isoformat()
 
 
 def safe_url(value: Any) -> str | None:
@@ -97,9 +120,15 @@ def image_url(value: Any, width: int) -> str | None:
     return url.replace(IMAGE_WIDTH_PLACEHOLDER, str(width)) if url else None
 
 
+def _text(value: Any) -> str:
+    """A grouping key: the value as text, `-` when unknown."""
+    return MISSING if value is None else str(value)
+
+
 def vehicle_label(row: Mapping[str, Any]) -> str:
     """`Long Range AWD 2024, AB-123-C`: type, model year, licence plate."""
-    name = " ".join(str(part) for part in (row["type"], row["model_year"]) if part)
+    parts = (row.get("type"), row.get("model_year"))
+    name = " ".join(str(part) for part in parts if part is not None and part != "")
     plate = row.get("license_plate")
     return f"{name}, {plate}" if plate else name
 
@@ -116,34 +145,40 @@ def group_clusters(
     """Rows grouped by (make, model), clusters alphabetical, vehicles cheapest first."""
     grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for row in rows:
-        grouped.setdefault((row["make"], row["model"]), []).append(row)
+        key = (_text(row.get("make")), _text(row.get("model")))
+        grouped.setdefault(key, []).append(row)
     clusters = []
     for (make, model), members in sorted(grouped.items()):
+        # Unknown and non-finite prices last (NaN cannot be ordered).
         members.sort(
             key=lambda r: (
-                r["price_per_month_in_euro"] is None,
-                Decimal(str(r["price_per_month_in_euro"] or 0)),
+                (price := _amount(r.get("price_per_month_in_euro"))) is None,
+                price or Decimal(0),
                 str(r.get("license_plate") or ""),
-                str(r["vehicle_id"]),
+                str(r.get("vehicle_id")),
             )
         )
         image = next(
-            (url for r in members if (url := image_url(r["image_uri"], image_width))),
+            (
+                url
+                for r in members
+                if (url := image_url(r.get("image_uri"), image_width))
+            ),
             None,
         )
         link = next(
-            (url for r in members if (url := safe_url(r["cluster_showroom_uri"]))),
+            (url for r in members if (url := safe_url(r.get("cluster_showroom_uri")))),
             None,
         )
         lines = tuple(
             VehicleLine(
                 label=vehicle_label(r),
-                fiscal_value=euro(r["fiscal_value_in_euro"]),
-                monthly_price=euro(r["price_per_month_in_euro"]),
-                contribution=euro(r["contribution_in_euro"]),
-                net_cost=euro(r["net_cost_per_month_in_euro"]),
-                available_since=local_time(r["available_since"], timezone),
-                url=safe_url(r["showroom_uri"]),
+                fiscal_value=euro(r.get("fiscal_value_in_euro")),
+                monthly_price=euro(r.get("price_per_month_in_euro")),
+                contribution=euro(r.get("contribution_in_euro")),
+                net_cost=euro(r.get("net_cost_per_month_in_euro")),
+                available_since=local_time(r.get("available_since"), timezone),
+                url=safe_url(r.get("showroom_uri")),
             )
             for r in members
         )

@@ -1,19 +1,26 @@
 """The notify stage: tell each recipient about the windows they have not heard of.
 
 1. Validate the whole configuration (subscriptions, extra filters) before anything.
-2. Sync notifier.recipients from it, read marts.vehicles_to_notify for this cadence.
-3. Per recipient: filter, log one line per vehicle, email it (or only log it: the
-   console channel when no email is configured), and after a successful send record
-   the windows in notifier.notifications in one transaction.
-A failed send records nothing for that recipient; the others still get theirs and the
-call raises NotifyError at the end, so the scheduler retries and the retry sends
-exactly what is still missing.
+   Email that an earlier run used and this one lacks stops the run (exit 2): the
+   console does not silently stand in for it.
+2. Register new recipients (never remove one), read marts.vehicles_to_notify.
+3. Per recipient, each on its own (one's failure never stops the next):
+   a. resend any email of theirs written to the outbox but never marked sent, as
+      it was, with its Message-ID;
+   b. on their first turn only, decide their baseline (NOTIFY_BASELINE);
+   c. filter, render, and send through the outbox: write the email and claim its
+      windows (one transaction), send, mark it sent (one transaction). A crash
+      anywhere in between leaves either nothing (sent fresh next run) or an
+      unmarked email (resent next run with the same Message-ID, which mail stores
+      keep once). A server that refuses outright releases the windows again.
+   The console channel logs and records in one step.
+A recipient who failed is named in the NotifyError raised at the end, so the
+scheduler retries and the retry sends exactly what is still missing.
 
 Baseline (records without sending): `baseline=True` records every open window for
 every recipient, "news from now on". With `baseline=None`, NOTIFY_BASELINE=true
-applies the same per recipient to the windows that opened before the recipient was
-first registered, so new subscribers start from now while everything after still goes
-out. `baseline=False` sends, as the old tool did.
+records, once per recipient at their first turn, the windows that opened before
+they were first registered. `baseline=False` sends, as the old tool did.
 """
 
 from __future__ import annotations
@@ -32,12 +39,14 @@ from athlon_flex.database import DatabaseError, connect, ensure_postgres
 from athlon_flex.settings import Settings
 from notifier import store
 from notifier.contract import CONSOLE_RECIPIENT
-from notifier.errors import NotifyError
+from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
 from notifier.mailer import (
     Mailer,
     MailError,
+    as_wire_bytes,
     compose,
+    message_id_for,
     transport_from_settings,
 )
 from notifier.render import euro, local_time, render_email, vehicle_label
@@ -147,7 +156,8 @@ class _Run:
     force_baseline: bool
     auto_baseline: bool
     extra_filters: tuple[FilterSet, ...]
-    registered: Mapping[str, datetime]
+    # recipient → (first registered, baseline decided at or None)
+    starts: Mapping[str, tuple[datetime, datetime | None]]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -168,6 +178,10 @@ def _describe_vehicle(row: Mapping[str, Any], timezone: str) -> str:
     )
 
 
+# notifier.state key: set once a run has sent through email.
+EMAIL_CHANNEL_KEY = "email_channel_since"
+
+
 def _targets(settings: Settings) -> list[_Target]:
     """Email recipients when email is configured, else the console alone."""
     subscriptions = configured_subscriptions(settings)  # validates the file
@@ -183,14 +197,28 @@ def _targets(settings: Settings) -> list[_Target]:
     return [_Target(CONSOLE_RECIPIENT, "console", None)]
 
 
+def check_configuration(
+    settings: Settings, extra_filters: list[dict] | None = None
+) -> None:
+    """Validate what the user wrote (subscriptions file, extra filters), touching
+    nothing; raise NotifyConfigurationError in one line naming recipient and key."""
+    configured_subscriptions(settings)
+    parse_extra_filters(extra_filters)
+
+
 def notify(
     settings: Settings,
     *,
     baseline: bool | None = None,
     cadence: str = "instant",
     extra_filters: list[dict] | None = None,
+    console: bool = False,
 ) -> NotifySummary:
-    """Send (or log) what is new for this cadence's recipients, record it once."""
+    """Send (or log) what is new for this cadence's recipients, record it once.
+
+    `console=True` accepts the console channel although email was configured
+    before (someone stopped emailing on purpose) and forgets that it was.
+    """
     if cadence not in CADENCES:
         raise NotifyError(
             f"Unknown cadence {cadence!r}; use one of {', '.join(CADENCES)}. "
@@ -217,26 +245,45 @@ def notify(
                     "first (dbt builds them). Nothing was sent or recorded."
                 )
             store.wait_for_turn(conn)
+            _check_channel(conn, settings, console=console)
+            store.fold_address_case(conn)
             store.sync_recipients(conn, [t.recipient for t in targets])
             conn.commit()
             names = [t.recipient for t in ours]
-            pending = store.pending(conn, names) if names else []
-            rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
-            for row in pending:
-                rows_by_recipient.setdefault(row["recipient"], []).append(row)
             run = _Run(
                 settings=settings,
                 now=datetime.now(UTC),
                 force_baseline=force_baseline,
                 auto_baseline=auto_baseline,
                 extra_filters=extra,
-                registered=store.registered_at(conn, names) if auto_baseline else {},
+                starts=store.recipient_starts(conn, names),
             )
             transport = transport_from_settings(settings)
             with Mailer(transport) if transport else nullcontext() as mailer:
+                # Earlier emails first: a recipient whose resend fails gets nothing
+                # new this run (the same server would refuse it too).
+                blocked = {
+                    target.recipient: error
+                    for target in ours
+                    if target.channel == "email"
+                    and (error := _resend_unsent(conn, target.recipient, mailer))
+                }
+                pending = store.pending(conn, names) if names else []
+                rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
+                for row in pending:
+                    rows_by_recipient.setdefault(row["recipient"], []).append(row)
                 for target in ours:
+                    if target.recipient in blocked:
+                        results.append(
+                            RecipientSummary(
+                                target.recipient,
+                                target.channel,
+                                error=blocked[target.recipient],
+                            )
+                        )
+                        continue
                     rows = rows_by_recipient.get(target.recipient, [])
-                    results.append(_serve(conn, target, rows, run, mailer))
+                    results.append(_serve_safely(conn, target, rows, run, mailer))
     except (DatabaseError, psycopg2.Error) as error:
         done = f" Already done: {summary()}." if results else ""
         raise NotifyError(
@@ -252,12 +299,95 @@ def notify(
             f"{item.recipient}: {item.error}" for item in result.failed
         )
         raise NotifyError(
-            f"Email failed for {len(result.failed)} recipient(s) ({failures}). Nothing "
-            "was recorded for them, so the next run sends it again; the others were "
-            f"sent and recorded. {result}",
+            f"Skipped {len(result.failed)} recipient(s) ({failures}). Nothing "
+            "was recorded for them as sent, so the next run sends it again (an email "
+            "the server may have taken goes again with the same Message-ID); the "
+            f"others were served. {result}",
             summary=result,
         )
     return result
+
+
+def _check_channel(
+    conn: psycopg2.extensions.connection, settings: Settings, *, console: bool
+) -> None:
+    """Remember that email is in use; refuse to fall back to the console after it.
+
+    Without this, one run with SMTP_HOST unset would log (and record as notified)
+    every new car instead of emailing it: lost for good for every recipient.
+    """
+    since = store.get_state(conn, EMAIL_CHANNEL_KEY)
+    if settings.email_configured:
+        if since is None:
+            store.set_state(conn, EMAIL_CHANNEL_KEY, datetime.now(UTC).isoformat())
+            conn.commit()
+        return
+    if since is None:
+        return
+    if console:
+        log.warning("Email was configured since %s; switching to the console", since)
+        store.set_state(conn, EMAIL_CHANNEL_KEY, None)
+        conn.commit()
+        return
+    conn.rollback()
+    raise NotifyConfigurationError(
+        f"Email was configured (in use since {since}) but is not now: it needs "
+        "EMAIL_FROM, SMTP_HOST or GOOGLE_APP_PASSWORD, and EMAIL_TO or "
+        "NOTIFY_SUBSCRIPTIONS_FILE. Nothing was sent or recorded. Restore the email "
+        "settings, or run `athlon-flex notify --console` once to stop emailing on "
+        "purpose."
+    )
+
+
+def _resend_unsent(
+    conn: psycopg2.extensions.connection, recipient: str, mailer: Mailer | None
+) -> str | None:
+    """Send again, unchanged, each email of this recipient written to the outbox and
+    never marked sent (a crash or a broken connection came between); the error text
+    when one fails, else None."""
+    for message_id, message, windows in store.unsent(conn, recipient):
+        if mailer is None:  # email configured implies a transport; be explicit
+            return "an earlier email waits to be resent, but email is not configured"
+        log.info(
+            "Resending %s to %s (%d window(s)): an earlier run wrote it and may "
+            "not have sent it",
+            message_id,
+            recipient,
+            windows,
+        )
+        try:
+            mailer.send(message, recipient)
+        except MailError as error:
+            if error.refused:
+                store.drop_intent(conn, message_id)
+            log.error("Resending to %s failed: %s", recipient, error)
+            return str(error)
+        store.mark_sent(conn, message_id)
+    return None
+
+
+def _serve_safely(
+    conn: psycopg2.extensions.connection,
+    target: _Target,
+    rows: Sequence[dict[str, Any]],
+    run: _Run,
+    mailer: Mailer | None,
+) -> RecipientSummary:
+    """_serve, with any failure but the database's kept to this recipient."""
+    try:
+        return _serve(conn, target, rows, run, mailer)
+    except (DatabaseError, psycopg2.Error, NotifyError):
+        raise
+    except Exception as error:  # one recipient's bad row or bug must not stop the rest
+        conn.rollback()
+        log.error("Skipped %s: %s: %s", target.recipient, type(error).__name__, error)
+        log.debug("Traceback of the failure for %s", target.recipient, exc_info=True)
+        return RecipientSummary(
+            target.recipient,
+            target.channel,
+            vehicles=len(rows),
+            error=_one_line(f"{type(error).__name__}: {error}"),
+        )
 
 
 def _serve(
@@ -271,7 +401,7 @@ def _serve(
     recipient = target.recipient
     settings = run.settings
     if run.force_baseline:
-        recorded = store.record(conn, recipient, rows)
+        recorded = store.decide_baseline(conn, recipient, rows)
         log.info(
             "Baseline for %s: recorded %d open window(s) as notified without sending",
             recipient,
@@ -282,10 +412,13 @@ def _serve(
         )
 
     baselined = 0
-    if run.auto_baseline:
-        start = run.registered[recipient]
-        before = [row for row in rows if row["available_since"] < start]
-        baselined = store.record(conn, recipient, before)
+    registered, decided = run.starts[recipient]
+    if decided is None:
+        # Their first turn: the one moment NOTIFY_BASELINE applies to them.
+        old_news = [
+            r for r in rows if run.auto_baseline and r["available_since"] < registered
+        ]
+        baselined = store.decide_baseline(conn, recipient, old_news)
         if baselined:
             log.info(
                 "Baseline for %s: %d window(s) opened before they subscribed, "
@@ -293,7 +426,11 @@ def _serve(
                 recipient,
                 baselined,
             )
-        rows = [row for row in rows if row["available_since"] >= start]
+        rows = [
+            r
+            for r in rows
+            if not run.auto_baseline or r["available_since"] >= registered
+        ]
 
     timezone = settings.notify_timezone
     if target.subscription is not None:
@@ -314,47 +451,54 @@ def _serve(
     for row in chosen:
         log.info("New for %s: %s", recipient, _describe_vehicle(row, timezone))
 
-    if target.channel == "email":
-        email = render_email(
-            chosen, image_width=settings.notify_image_width, timezone=timezone
-        )
-        assert mailer is not None  # email_configured implies a transport
-        message = compose(email, sender=mailer.transport.sender, recipient=recipient)
-        try:
-            mailer.send(message, recipient)
-        except MailError as error:
-            log.error(
-                "Email to %s failed: %s. Nothing recorded for %s; the next run "
-                "tries again",
-                recipient,
-                error,
-                recipient,
-            )
-            return RecipientSummary(
-                recipient,
-                target.channel,
-                vehicles=len(chosen),
-                recorded=baselined,
-                baselined=baselined,
-                error=str(error),
-            )
-        log.info("Emailed %s: %s", recipient, email.subject)
-
-    try:
+    if target.channel == "console":
         recorded = store.record(conn, recipient, chosen)
-    except psycopg2.Error as error:
-        if target.channel != "email":
-            raise
-        raise NotifyError(
-            f"The email to {recipient} was sent, but recording it failed "
-            f"({str(error).strip()}); {recipient} may get these {len(chosen)} "
-            "vehicle(s) again on the next run."
-        ) from None
+        return RecipientSummary(
+            recipient,
+            target.channel,
+            vehicles=len(chosen),
+            recorded=recorded + baselined,
+            baselined=baselined,
+        )
+
+    assert mailer is not None  # email_configured implies a transport
+    email = render_email(
+        chosen, image_width=settings.notify_image_width, timezone=timezone
+    )
+    sender = mailer.transport.sender
+    message_id = message_id_for(
+        recipient,
+        [(row["vehicle_id"], row["available_since"]) for row in chosen],
+        sender=sender,
+    )
+    wire = as_wire_bytes(
+        compose(email, sender=sender, recipient=recipient, message_id=message_id)
+    )
+    claimed = store.write_intent(conn, recipient, message_id, wire, chosen)
+    try:
+        mailer.send(wire, recipient)
+    except MailError as error:
+        if error.refused:
+            store.drop_intent(conn, message_id)
+            what = f"Nothing recorded for {recipient}; the next run tries again"
+        else:
+            what = f"The next run resends it to {recipient} with the same Message-ID"
+        log.error("Email to %s failed: %s. %s", recipient, error, what)
+        return RecipientSummary(
+            recipient,
+            target.channel,
+            vehicles=len(chosen),
+            recorded=baselined,
+            baselined=baselined,
+            error=str(error),
+        )
+    store.mark_sent(conn, message_id)
+    log.info("Emailed %s: %s (%s)", recipient, email.subject, message_id)
     return RecipientSummary(
         recipient,
         target.channel,
-        emails_sent=1 if target.channel == "email" else 0,
+        emails_sent=1,
         vehicles=len(chosen),
-        recorded=recorded + baselined,
+        recorded=claimed + baselined,
         baselined=baselined,
     )

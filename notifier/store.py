@@ -1,5 +1,7 @@
 """The notifier's SQL: check the contract, sync recipients, read what is new, record.
 
+Emails go through the outbox (write_intent, send, mark_sent): see notifier/stage.py.
+
 Every value travels as a bound parameter; object names are the contract's constants.
 """
 
@@ -9,14 +11,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
 from notifier.contract import (
     NOTIFICATIONS,
+    OUTBOX,
     RECIPIENTS,
     REQUIRED_OBJECTS,
+    STATE,
     VEHICLES_TO_NOTIFY,
 )
 from notifier.errors import NotifyError
@@ -61,10 +66,64 @@ def missing_objects(conn: Connection) -> list[str]:
         return [name for (name,) in cursor.fetchall()]
 
 
-def sync_recipients(conn: Connection, recipients: Sequence[str]) -> None:
-    """Make notifier.recipients exactly `recipients` (new ones get registered_at now).
+def fold_address_case(conn: Connection) -> int:
+    """Rewrite recipients stored in mixed case (older versions, migrated rows) to
+    lower case, the one spelling addresses now have (athlon_flex/addresses.py).
 
-    The caller commits; the view marts.vehicles_to_notify reads this table.
+    A window recorded for `Anna@Example.NL` counts for `anna@example.nl`; when both
+    spellings hold it, one row stays. The caller commits. Returns rows rewritten.
+    """
+    moved = 0
+    with conn.cursor() as cursor:
+        # Read first: most runs find nothing to fold and then write nothing.
+        cursor.execute(
+            f"select exists (select from {NOTIFICATIONS} "
+            "where recipient <> lower(recipient)) "
+            f"or exists (select from {RECIPIENTS} where recipient <> lower(recipient)) "
+            f"or exists (select from {OUTBOX} where recipient <> lower(recipient))"
+        )
+        (found,) = cursor.fetchone()
+        if not found:
+            return 0
+        cursor.execute(
+            f"insert into {NOTIFICATIONS} (vehicle_id, available_since, recipient, "
+            "notified_at, message_id) select vehicle_id, available_since, "
+            f"lower(recipient), notified_at, message_id from {NOTIFICATIONS} "
+            "where recipient <> lower(recipient) "
+            "on conflict (vehicle_id, available_since, recipient) do nothing"
+        )
+        cursor.execute(
+            f"delete from {NOTIFICATIONS} where recipient <> lower(recipient)"
+        )
+        moved += cursor.rowcount
+        # The earliest registration and baseline decision of any spelling win.
+        cursor.execute(
+            f"insert into {RECIPIENTS} (recipient, registered_at, baseline_decided_at) "
+            "select lower(recipient), min(registered_at), min(baseline_decided_at) "
+            f"from {RECIPIENTS} where recipient <> lower(recipient) group by 1 "
+            "on conflict (recipient) do update set "
+            "registered_at = least(excluded.registered_at, "
+            f"{RECIPIENTS}.registered_at), baseline_decided_at = coalesce("
+            f"least(excluded.baseline_decided_at, {RECIPIENTS}.baseline_decided_at), "
+            f"excluded.baseline_decided_at, {RECIPIENTS}.baseline_decided_at)"
+        )
+        cursor.execute(f"delete from {RECIPIENTS} where recipient <> lower(recipient)")
+        moved += cursor.rowcount
+        cursor.execute(
+            f"update {OUTBOX} set recipient = lower(recipient) "
+            "where recipient <> lower(recipient)"
+        )
+        moved += cursor.rowcount
+    return moved
+
+
+def sync_recipients(conn: Connection, recipients: Sequence[str]) -> None:
+    """Register recipients not seen before (registered_at now); never remove one.
+
+    A recipient missing from this run's configuration keeps their row, so their
+    first registration (the start of NOTIFY_BASELINE's "news from now on") and
+    their baseline decision survive a configuration slip. The caller commits; the
+    view marts.vehicles_to_notify reads this table.
     """
     with conn.cursor() as cursor:
         cursor.execute(
@@ -72,21 +131,54 @@ def sync_recipients(conn: Connection, recipients: Sequence[str]) -> None:
             "select unnest(%s::text[]) on conflict (recipient) do nothing",
             (list(recipients),),
         )
-        cursor.execute(
-            f"delete from {RECIPIENTS} where not (recipient = any(%s::text[]))",
-            (list(recipients),),
-        )
 
 
-def registered_at(conn: Connection, recipients: Sequence[str]) -> dict[str, datetime]:
-    """When each recipient was first registered (their start of 'news from now on')."""
+def recipient_starts(
+    conn: Connection, recipients: Sequence[str]
+) -> dict[str, tuple[datetime, datetime | None]]:
+    """recipient → (first registered, when their baseline was decided or None)."""
     with conn.cursor() as cursor:
         cursor.execute(
-            f"select recipient, registered_at from {RECIPIENTS} "
+            f"select recipient, registered_at, baseline_decided_at from {RECIPIENTS} "
             "where recipient = any(%s::text[])",
             (list(recipients),),
         )
-        return dict(cursor.fetchall())
+        return {name: (since, decided) for name, since, decided in cursor.fetchall()}
+
+
+def decide_baseline(conn: Connection, recipient: str, rows: Sequence[Row]) -> int:
+    """Record `rows` as notified without sending and remember that this recipient's
+    baseline is decided, in one transaction; returns rows recorded."""
+    recorded = _insert(conn, recipient, rows, message_id=None)
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"update {RECIPIENTS} set baseline_decided_at = now() "
+            "where recipient = %s and baseline_decided_at is null",
+            (recipient,),
+        )
+    conn.commit()
+    return recorded
+
+
+def get_state(conn: Connection, key: str) -> str | None:
+    """A value the notifier remembered (notifier.state), or None."""
+    with conn.cursor() as cursor:
+        cursor.execute(f"select value from {STATE} where key = %s", (key,))
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def set_state(conn: Connection, key: str, value: str | None) -> None:
+    """Remember (or, with None, forget) a value; the caller commits."""
+    with conn.cursor() as cursor:
+        if value is None:
+            cursor.execute(f"delete from {STATE} where key = %s", (key,))
+        else:
+            cursor.execute(
+                f"insert into {STATE} (key, value) values (%s, %s) on conflict (key) "
+                "do update set value = excluded.value, updated_at = now()",
+                (key, value),
+            )
 
 
 def pending(conn: Connection, recipients: Sequence[str]) -> list[Row]:
@@ -102,26 +194,103 @@ def pending(conn: Connection, recipients: Sequence[str]) -> list[Row]:
         return [dict(row) for row in cursor.fetchall()]
 
 
-def record(conn: Connection, recipient: str, rows: Sequence[Row]) -> int:
-    """Record these windows as notified to `recipient` and commit: one transaction.
-
-    Returns how many rows were new (a row already there is left as it was).
-    """
+def _insert(
+    conn: Connection, recipient: str, rows: Sequence[Row], *, message_id: str | None
+) -> int:
+    """Insert (window, recipient) rows; one already there is left as it was."""
     if not rows:
         return 0
     with conn.cursor() as cursor:
         cursor.execute(
-            f"insert into {NOTIFICATIONS} (vehicle_id, available_since, recipient) "
-            "select vehicle_id, available_since, %s "
+            f"insert into {NOTIFICATIONS} "
+            "(vehicle_id, available_since, recipient, message_id) "
+            "select vehicle_id, available_since, %s, %s "
             "from unnest(%s::text[], %s::timestamptz[]) "
             "as window_(vehicle_id, available_since) "
             "on conflict (vehicle_id, available_since, recipient) do nothing",
             (
                 recipient,
+                message_id,
                 [row["vehicle_id"] for row in rows],
                 [row["available_since"] for row in rows],
             ),
         )
-        inserted = cursor.rowcount
+        return cursor.rowcount
+
+
+def record(conn: Connection, recipient: str, rows: Sequence[Row]) -> int:
+    """Record these windows as notified to `recipient` and commit: one transaction.
+
+    For what needs no outbox: the console channel and a forced baseline. Returns
+    how many rows were new.
+    """
+    inserted = _insert(conn, recipient, rows, message_id=None)
     conn.commit()
     return inserted
+
+
+def write_intent(
+    conn: Connection,
+    recipient: str,
+    message_id: str,
+    message: bytes,
+    rows: Sequence[Row],
+) -> int:
+    """Before sending: the email's full text in the outbox and its windows in
+    notifications (claimed by message_id), in one committed transaction.
+
+    From here on the windows are no longer "to notify"; the outbox row is what
+    carries them until it is marked sent. Returns the windows claimed.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"insert into {OUTBOX} (message_id, recipient, message) "
+            "values (%s, %s, %s) on conflict (message_id) do nothing",
+            (message_id, recipient, psycopg2.Binary(message)),
+        )
+    claimed = _insert(conn, recipient, rows, message_id=message_id)
+    conn.commit()
+    return claimed
+
+
+def unsent(conn: Connection, recipient: str) -> list[tuple[str, bytes, int]]:
+    """The recipient's emails written but not marked sent, oldest first:
+    (message_id, the message as it was written, windows it carries)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"select o.message_id, o.message, count(n.vehicle_id) from {OUTBOX} as o "
+            f"left join {NOTIFICATIONS} as n on n.message_id = o.message_id "
+            "where o.recipient = %s and o.sent_at is null "
+            "group by o.message_id, o.message, o.created_at "
+            "order by o.created_at, o.message_id",
+            (recipient,),
+        )
+        return [(mid, bytes(message), count) for mid, message, count in cursor]
+
+
+def mark_sent(conn: Connection, message_id: str) -> None:
+    """After the server accepted the email: its windows' notified_at becomes the
+    moment of sending, the outbox row is marked sent and its text dropped (it is
+    never sent again); one transaction."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"update {NOTIFICATIONS} set notified_at = now() where message_id = %s",
+            (message_id,),
+        )
+        cursor.execute(
+            f"update {OUTBOX} set sent_at = now(), message = null "
+            "where message_id = %s",
+            (message_id,),
+        )
+    conn.commit()
+
+
+def drop_intent(conn: Connection, message_id: str) -> None:
+    """The server refused the email outright (it was not delivered): release its
+    windows so the next run sends them afresh; one transaction."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"delete from {NOTIFICATIONS} where message_id = %s", (message_id,)
+        )
+        cursor.execute(f"delete from {OUTBOX} where message_id = %s", (message_id,))
+    conn.commit()

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from athlon_flex.addresses import normalize_address
 from athlon_flex.settings import Settings
-from notifier.errors import NotifyError
+from notifier.errors import NotifyConfigurationError
 from notifier.filters import FilterSet
 
 Cadence = Literal["instant", "daily"]
@@ -48,14 +49,11 @@ class Subscription(BaseModel):
 
     _filters_as_list = field_validator("filters", mode="before")(_as_alternatives)
 
-    @field_validator("email")
+    @field_validator("email", mode="before")
     @classmethod
-    def _looks_like_an_address(cls, value: str) -> str:
-        value = value.strip()
-        local, at, domain = value.partition("@")
-        if not (local and at and "." in domain) or any(c in value for c in " ,;<>"):
-            raise ValueError(f"{value!r} is not an email address")
-        return value
+    def _address_follows_the_rule(cls, value: Any) -> str:
+        # The same rule as EMAIL_TO (athlon_flex/addresses.py): lower case, no CR/LF.
+        return normalize_address(value)
 
     @field_validator("daily_time", mode="before")
     @classmethod
@@ -94,12 +92,15 @@ class SubscriptionsFile(BaseModel):
     @field_validator("recipients")
     @classmethod
     def _each_address_once(cls, value: list[Subscription]) -> list[Subscription]:
+        # Addresses are already lower case. Two entries for one mailbox are refused
+        # rather than merged: their cadences and filters may disagree.
         seen: set[str] = set()
         for subscription in value:
-            key = subscription.email.lower()
-            if key in seen:
-                raise ValueError(f"{subscription.email!r} is listed twice")
-            seen.add(key)
+            if subscription.email in seen:
+                raise ValueError(
+                    f"{subscription.email!r} is listed twice (addresses ignore case)"
+                )
+            seen.add(subscription.email)
         return value
 
 
@@ -111,8 +112,10 @@ def _entry_name(raw: Any, loc: Sequence[int | str]) -> str:
         try:
             entry = raw["recipients"][index]
             if isinstance(entry, Mapping) and entry.get("email"):
-                address = f" ({entry['email']})"
-        except (KeyError, IndexError, TypeError):
+                # Only an address that passes the rule: a bad one is quoted in the
+                # error itself, and its CR/LF must not reach the one-line message.
+                address = f" ({normalize_address(entry['email'])})"
+        except (KeyError, IndexError, TypeError, ValueError):
             pass
         rest = ".".join(str(part) for part in loc[2:])
         return f"recipient #{index + 1}{address}" + (f", {rest}" if rest else "")
@@ -130,25 +133,25 @@ def _describe(
 
 
 def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
-    """Read and validate the subscriptions file; NotifyError names what is wrong."""
+    """Read and validate the subscriptions file; one line naming what is wrong."""
     nothing_sent = "nothing was sent or recorded"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise NotifyError(
+        raise NotifyConfigurationError(
             f"Cannot read subscriptions file {path}: {error.strerror or error}; "
             f"{nothing_sent}. Fix NOTIFY_SUBSCRIPTIONS_FILE."
         ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise NotifyError(
+        raise NotifyConfigurationError(
             f"Subscriptions file {path} is not valid YAML ({error}); {nothing_sent}."
         ) from None
     try:
         parsed = SubscriptionsFile.model_validate(raw)
     except ValidationError as error:
-        raise NotifyError(
+        raise NotifyConfigurationError(
             f"Subscriptions file {path} is invalid: "
             f"{_describe(error, lambda loc: _entry_name(raw, loc))}; "
             f"{nothing_sent}."
@@ -180,7 +183,7 @@ def parse_extra_filters(
             messages = _describe(
                 error, lambda loc, where=where: ".".join([where, *map(str, loc)])
             )
-            raise NotifyError(
+            raise NotifyConfigurationError(
                 f"extra_filters is invalid: {messages}; nothing was sent or recorded."
             ) from None
     return tuple(filters)

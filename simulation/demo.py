@@ -35,6 +35,9 @@ def _fresh_demo_settings(settings: Settings, api_url: str) -> Settings:
             "email_to": [],
             "notify_subscriptions_file": None,
             "notify_baseline": False,
+            # The demo's refreshes are seconds apart: without this, the car that
+            # comes back would be inside the grace period and (rightly) no news.
+            "notify_grace_minutes": 0,
         }
     )
     recreate_database(ensure_postgres(demo))

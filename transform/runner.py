@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import logging
 import os
 import shutil
@@ -234,6 +235,11 @@ def serve_docs(site: Path, port: int = 8080) -> None:
 # --- helpers ----------------------------------------------------------------------
 
 
+def dbt_vars(settings: Settings) -> dict[str, Any]:
+    """The dbt vars that come from the settings."""
+    return {"availability_grace_minutes": settings.notify_grace_minutes}
+
+
 def _dbt_dir(settings: Settings) -> Path:
     return settings.data_dir / "dbt"
 
@@ -308,6 +314,9 @@ def _invoke(settings: Settings, command: list[str]) -> Any:
         "debug",
         "--no-use-colors",
         "--no-send-anonymous-usage-stats",
+        # The settings the models read (dbt_project.yml's `vars:` has defaults).
+        "--vars",
+        json.dumps(dbt_vars(settings)),
     ]
     # PGTZ: every session dbt opens reads and renders timestamps in UTC.
     env = {**connection.dbt_env(), "PGTZ": "UTC"}

@@ -305,7 +305,7 @@ def send_operator_email(settings: Settings, *, subject: str, body: str) -> bool:
     from email.message import EmailMessage
     from email.utils import formatdate, make_msgid
 
-    from notifier.mailer import Mailer, transport_from_settings
+    from notifier.mailer import Mailer, as_wire_bytes, transport_from_settings
 
     recipients = alert_recipients(settings)
     transport = transport_from_settings(settings)
@@ -327,7 +327,7 @@ def send_operator_email(settings: Settings, *, subject: str, body: str) -> bool:
                 domain=transport.sender.rpartition("@")[2] or None
             )
             message.set_content(body)
-            mailer.send(message, recipient)
+            mailer.send(as_wire_bytes(message), recipient)
     log.warning("Emailed %s: %s", ", ".join(recipients), subject)
     return True
 

@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from athlon_flex.errors import StageError
+from athlon_flex.errors import ConfigurationError, StageError
 from athlon_flex.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -79,14 +79,15 @@ def _locked(settings: Settings, stage: Callable[[], T]) -> Callable[[], T]:
 def _run_stage(stage: Callable[[], T]) -> T:
     """Run a stage; a StageError becomes its message on stderr and exit code 1.
 
-    Bad input (an error marked `bad_input`) exits with 2, like a bad setting.
+    A ConfigurationError (a bad subscriptions file, a vanished email channel) exits
+    2, like a bad setting: what the user wrote has to change, not the weather.
     """
     try:
         return stage()
+    except ConfigurationError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
     except StageError as error:
-        if getattr(error, "bad_input", False):
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(code=2) from None
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
@@ -127,12 +128,25 @@ def load(allow_shrink: AllowShrink = False) -> None:
 
 
 @app.command()
-def transform() -> None:
+def transform(
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help=(
+                "Rebuild the incremental marts from the whole history (after "
+                "changing NOTIFY_GRACE_MINUTES); snapshots are kept."
+            ),
+        ),
+    ] = False,
+) -> None:
     """Run `dbt build`: snapshots, models and every data test."""
     settings = _settings()
     from transform.runner import build
 
-    summary = _run_stage(_locked(settings, lambda: build(settings)))
+    summary = _run_stage(
+        _locked(settings, lambda: build(settings, full_refresh=full_refresh))
+    )
     typer.echo(str(summary))
 
 
@@ -143,18 +157,32 @@ def notify(
         str,
         typer.Option(help="Which recipients: `instant` or `daily` (digest)."),
     ] = "instant",
+    console: Annotated[
+        bool,
+        typer.Option(
+            "--console",
+            help=(
+                "Accept the console (log) channel although email was configured "
+                "before: stop emailing on purpose."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Email (and log) the availability windows recipients have not heard of yet."""
     settings = _settings()
+    from notifier.stage import check_configuration
     from notifier.stage import notify as notify_stage
 
+    _run_stage(lambda: check_configuration(settings))
     if cadence not in ("instant", "daily"):
         typer.echo("error: --cadence must be `instant` or `daily`", err=True)
         raise typer.Exit(code=2)
     summary = _run_stage(
         _locked(
             settings,
-            lambda: notify_stage(settings, baseline=baseline, cadence=cadence),
+            lambda: notify_stage(
+                settings, baseline=baseline, cadence=cadence, console=console
+            ),
         )
     )
     typer.echo(str(summary))
@@ -164,8 +192,11 @@ def notify(
 def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
     """Load, then transform, then notify; stop at the first failure."""
     settings = _settings()
+    from notifier.stage import check_configuration
     from watcher.cycle import run_cycle
 
+    # A typo in the subscriptions file stops the cycle before it loads anything.
+    _run_stage(lambda: check_configuration(settings))
     summary = _run_stage(
         lambda: run_cycle(settings, allow_shrink=allow_shrink, baseline=baseline)
     )

@@ -13,7 +13,8 @@
 {#-
     Incremental: a run rebuilds the windows of the vehicles whose snapshot history
     changed since the last run (a version started or ended after the latest
-    timestamp this table holds) and merges them on availability_id. A window's key
+    timestamp this table holds, less the grace period: see vehicles_changed) and
+    merges them on availability_id. A window's key
     never changes (vehicle and start), windows are never deleted, so merging the
     recomputed windows of those vehicles gives the same table as a full rebuild.
     `dbt build --full-refresh` rebuilds it from the whole history.
@@ -49,12 +50,16 @@ fuel_types as (
         from {{ this }}
     ),
 
+    -- Looking back one grace period further: a car that left less than that
+    -- before the last run kept its window open, and this run may have to close it
+    -- although its history did not change since.
     vehicles_changed as (
         select distinct history_changes.vehicle_id
         from history_changes
         where
             history_changes.changed_at
             > (select processed.processed_until from processed)
+            - {{ availability_grace() }}
     ),
 
 {% endif %}

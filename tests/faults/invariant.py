@@ -40,9 +40,12 @@ def quick_settings(
     """Settings fields for a cycle against `api` mailing RECIPIENT via `smtp_server`.
 
     Few, fast retries: a fault that outlasts them fails the load within a second.
+    No grace period: cycles here are seconds apart, and a car a test takes out is
+    meant to be out (test_exactly_once.py tests the grace period itself).
     """
     return {
         "athlon_api_url": api.url,
+        "notify_grace_minutes": 0,
         "athlon_http_max_retries": 2,
         "athlon_http_backoff_seconds": 0.01,
         "athlon_http_timeout_seconds": 10,

@@ -225,3 +225,99 @@ def test_readme_configuration_table_names_every_setting() -> None:
         if f"`{name.upper()}`" not in readme
     ]
     assert missing == []
+
+
+def test_addresses_ignore_case_and_a_repeat_is_used_once_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("EMAIL_TO", "anna@example.nl,Anna@Example.NL, bob@example.nl")
+    monkeypatch.setenv("ALERT_EMAIL_TO", "Ops@Example.nl;ops@example.nl")
+    monkeypatch.setenv("EMAIL_FROM", "Watcher@Example.nl")
+    settings = load_settings(_env_file=None)
+    assert settings.email_to == ["anna@example.nl", "bob@example.nl"]
+    assert settings.alert_email_to == ["ops@example.nl"]
+    assert settings.email_from == "watcher@example.nl"
+    assert [r.getMessage() for r in caplog.records] == [
+        "EMAIL_TO lists anna@example.nl more than once (addresses ignore case); "
+        "it is used once",
+        "ALERT_EMAIL_TO lists ops@example.nl more than once (addresses ignore "
+        "case); it is used once",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "EMAIL_TO",
+            "anna @example.nl",
+            "EMAIL_TO='anna @example.nl': 'anna @example.nl' is not an email "
+            "address (it contains a space)",
+        ),
+        (
+            "EMAIL_TO",
+            "anna@example.nl\r\nBcc: eve@example.nl",
+            "EMAIL_TO='anna@example.nl\\r\\nBcc: eve@example.nl': "
+            "'anna@example.nl\\r\\nBcc: eve@example.nl' is not an email address "
+            "(it contains LF, CR, a space)",
+        ),
+        (
+            "ALERT_EMAIL_TO",
+            "ops@example.nl <ops>",
+            "ALERT_EMAIL_TO='ops@example.nl <ops>': 'ops@example.nl <ops>' is not",
+        ),
+        ("EMAIL_FROM", "me@localhost", "EMAIL_FROM='me@localhost': 'me@localhost'"),
+    ],
+)
+def test_a_bad_address_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None)
+    message = str(caught.value)
+    assert message.startswith("Invalid configuration: " + expected)
+    assert "\n" not in message and "\r" not in message
+
+
+def test_cli_exits_2_in_one_line_for_a_space_in_email_to(tmp_path: Path) -> None:
+    env = {**os.environ, "EMAIL_TO": "anna@example.nl, bob @example.nl"}
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "notify"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: Invalid configuration: EMAIL_TO='anna@example.nl, bob @example.nl': "
+        "'bob @example.nl' is not an email address (it contains a space)"
+    ]
+
+
+def test_cli_exits_2_in_one_line_for_a_bad_subscriptions_file(tmp_path: Path) -> None:
+    path = tmp_path / "subscriptions.yml"
+    path.write_text("recipients:\n  - email: anna@example.nl\n    filters: [\n")
+    env = {
+        **os.environ,
+        "NOTIFY_SUBSCRIPTIONS_FILE": str(path),
+        "ATHLON_DATA_DIR": str(tmp_path / "never-created"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: Subscriptions file {path} is not valid YAML (")
+    assert line.endswith("; nothing was sent or recorded.")
+    # Checked before the cycle started: no database was created.
+    assert not (tmp_path / "never-created").exists()

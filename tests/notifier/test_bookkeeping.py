@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier.errors import NotifyError
+from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.stage import notify
 from tests.notifier.conftest import EARLIER, window
 
@@ -228,22 +228,58 @@ def test_console_channel_logs_each_new_vehicle_and_records_without_email(
     assert not [r for r in caplog.records if "New for" in r.getMessage()]
 
 
-def test_recipients_table_follows_the_configuration(
+def test_recipients_are_registered_once_and_never_removed(
     email_settings, smtp_server, db, contract_objects
 ):
-    def recipients() -> list[str]:
+    def recipients() -> list[tuple[str, datetime]]:
         with db.cursor() as cursor:
-            cursor.execute("select recipient from notifier.recipients order by 1")
-            return [name for (name,) in cursor.fetchall()]
+            cursor.execute(
+                "select recipient, registered_at from notifier.recipients order by 1"
+            )
+            return cursor.fetchall()
 
     notify(email_settings(email_to=[ANNA, BOB]))
-    assert recipients() == [ANNA, BOB]
+    first = recipients()
+    assert [name for name, _ in first] == [ANNA, BOB]
 
     notify(email_settings(email_to=[BOB, "carla@example.nl"]))
-    assert recipients() == [BOB, "carla@example.nl"]
+    after = recipients()
+    # anna keeps her row and her first registration; carla is added.
+    assert [name for name, _ in after] == [ANNA, BOB, "carla@example.nl"]
+    assert after[:2] == first
 
-    notify(email_settings(email_from=None, email_to=[]))  # no email: console only
-    assert recipients() == ["console"]
+
+def test_email_that_vanishes_fails_the_run_instead_of_the_console_taking_over(
+    email_settings, smtp_server, add_windows, notifications
+):
+    add_windows([window("v1")])
+    notify(email_settings(email_to=[ANNA]))
+    add_windows([window("v2", available_since=datetime.now(UTC))])
+
+    # SMTP_HOST unset by mistake: no console fallback, nothing recorded.
+    with pytest.raises(NotifyConfigurationError, match="Email was configured"):
+        notify(email_settings(email_to=[ANNA], smtp_host=None))
+    assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA)]
+
+    # Restored: anna gets the car that arrived meanwhile.
+    notify(email_settings(email_to=[ANNA]))
+    assert [m.subject for m in smtp_server.messages] == [
+        "Athlon Flex: 1 new vehicle",
+        "Athlon Flex: 1 new vehicle",
+    ]
+    assert "PL-v2" in smtp_server.messages[1].text
+
+    # Switching to the console on purpose is one explicit run.
+    add_windows([window("v3", available_since=datetime.now(UTC))])
+    notify(email_settings(email_from=None, email_to=[]), console=True)
+    assert [(v, r) for v, _, r in notifications()] == [
+        ("v1", ANNA),
+        ("v2", ANNA),
+        ("v1", "console"),  # the console is a new recipient: everything open
+        ("v2", "console"),
+        ("v3", "console"),
+    ]
+    notify(email_settings(email_from=None, email_to=[]))  # and it stays accepted
 
 
 @pytest.mark.parametrize("database_template", [None])  # an empty database

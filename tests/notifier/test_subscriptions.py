@@ -180,7 +180,7 @@ def _entry(**values) -> dict:
         ),
         pytest.param(
             _entry(filters={"make": "(Tesla"}),
-            "key 'make': bad regex '(Tesla'",
+            "key 'make': regex '(Tesla' is refused",
             id="bad-regex",
         ),
         pytest.param(
@@ -211,8 +211,20 @@ def _entry(**values) -> dict:
         ),
         pytest.param(
             {"recipients": [{"email": ANNA}, {"email": "Anna@Example.nl"}]},
-            "'Anna@Example.nl' is listed twice",
+            "'anna@example.nl' is listed twice (addresses ignore case)",
             id="duplicate",
+        ),
+        pytest.param(
+            _entry(email="bob@example.nl\r\nBcc: eve@example.nl"),
+            "recipient #2, email: 'bob@example.nl\\r\\nBcc: eve@example.nl' is not "
+            "an email address (it contains LF, CR, a space)",
+            id="crlf-in-address",
+        ),
+        pytest.param(
+            _entry(filters={"type": "(?<=Long )Range"}),
+            "recipient #2 (bob@example.nl), filters.0: key 'type': regex "
+            "'(?<=Long )Range' is refused (invalid perl operator: (?<=)",
+            id="lookbehind",
         ),
         pytest.param(_entry(wishes={}), "wishes", id="unknown-key"),
         pytest.param("recipients: [", "not valid YAML", id="not-yaml"),
@@ -255,7 +267,12 @@ def test_unknown_attribute_error_names_the_key(write_subscriptions):
     ("extra", "expected"),
     [
         ([{"colour": "x"}], "extra_filters[0]: key 'colour': unknown attribute"),
-        ([{}, {"make": "[a-"}], "extra_filters[1]: key 'make': bad regex"),
+        ([{}, {"make": "[a-"}], "extra_filters[1]: key 'make': regex '[a-' is refused"),
+        # RE2 cannot run a backreference in linear time: refused, not attempted.
+        (
+            [{"model": "^(a)\\1$"}],
+            "extra_filters[0]: key 'model': regex '^(a)\\\\1$' is refused",
+        ),
         ([{"min_range_km": "far"}], "extra_filters[0].min_range_km"),
     ],
 )

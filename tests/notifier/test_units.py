@@ -160,3 +160,60 @@ def test_email_is_enabled_by_a_subscriptions_file_without_email_to(tmp_path):
         **transport, notify_subscriptions_file=tmp_path / "s.yml"
     ).email_configured
     assert not _settings(notify_subscriptions_file=tmp_path / "s.yml").email_configured
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (1e30, "€ 1.000.000.000.000.000.000.000.000.000.000,00"),
+        (Decimal("1e30"), "€ 1.000.000.000.000.000.000.000.000.000.000,00"),
+        (Decimal("NaN"), "-"),
+        (float("nan"), "-"),
+        (Decimal("Infinity"), "-"),
+        (float("-inf"), "-"),
+        ("not a number", "-"),
+        (Decimal("-0.005"), "€ -0,01"),
+    ],
+)
+def test_euro_never_fails_on_what_numeric_can_hold(amount, shown):
+    assert euro(amount) == shown
+
+
+def test_an_email_renders_whatever_the_mart_holds():
+    from notifier.render import render_email
+    from tests.notifier.conftest import window
+
+    huge = "x" * 200_000
+    rows = [
+        window("a", price_per_month_in_euro=Decimal("1e30")),
+        window("b", price_per_month_in_euro=Decimal("NaN"), fiscal_value_in_euro=-1),
+        window("c", make=None, model=None, type=None, model_year=None),
+        window("d", license_plate=huge, net_cost_per_month_in_euro=float("inf")),
+        {**window("e", price_per_month_in_euro=None), "available_since": None},
+        window("f", available_since=datetime(9999, 12, 31, 23, 30, tzinfo=UTC)),
+    ]
+    email = render_email(rows, image_width=300, timezone="Europe/Amsterdam")
+    assert email.subject == "Athlon Flex: 6 new vehicles"
+    assert "€ 1.000.000.000.000.000.000.000.000.000.000,00" in email.text
+    assert "€ -1,00" in email.text
+    assert huge in email.html
+    assert "9999-12-31T23:30:00+00:00" in email.text
+    assert "- -" in email.text  # the cluster without make and model
+
+
+def test_a_bound_never_holds_for_a_value_that_is_not_a_finite_number():
+    from notifier.filters import FilterSet
+
+    bounded = FilterSet.model_validate({"max_price_per_month": 500})
+    assert bounded.matches({"price_per_month_in_euro": Decimal(400)})
+    for value in (Decimal("NaN"), float("nan"), Decimal("1e30"), None, "n/a"):
+        assert not bounded.matches({"price_per_month_in_euro": value}), value
+
+
+def test_a_catastrophic_pattern_matches_in_linear_time():
+    from notifier.filters import FilterSet
+
+    # ^(a+)+$ backtracks 2^n steps in Python's re on this text; RE2 does not.
+    nested = FilterSet.model_validate({"model": "^(a+)+$"})
+    assert not nested.matches({"model": "a" * 5_000 + "!"})
+    assert nested.matches({"model": "A" * 5_000})

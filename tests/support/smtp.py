@@ -4,13 +4,18 @@ It keeps every message it accepted (parsed, with the envelope's recipients) and 
 told to refuse: every message at DATA (`refuse_with("550 ...")`) or chosen recipients
 at RCPT (`refuse_recipient(address, "451 ...")`). `require_login(user, password)` makes
 it demand AUTH (over plain SMTP: there is no certificate in the tests).
+`hold_recipient(address)` makes it stall at that RCPT until `release()`, so a test can
+kill the sending process at a known point; `mailbox(address)` is what a mail store
+that keeps one copy per Message-ID (as Gmail does) would show.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -59,10 +64,18 @@ class RecordingHandler:
         self.refuse_data: str | None = None
         self.refused_recipients: dict[str, str] = {}
         self.data_attempts = 0
+        self.held: set[str] = set()
+        self.holding = threading.Event()  # set while a held RCPT waits
+        self.released = threading.Event()
 
     async def handle_RCPT(  # aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
+        if address.lower() in self.held:
+            self.holding.set()
+            # Polling, not blocking: the server's other connections go on.
+            while not self.released.is_set():
+                await asyncio.sleep(0.005)
         reply = self.refused_recipients.get(address.lower())
         if reply:
             return reply
@@ -114,6 +127,24 @@ class SmtpServer:
             self.handler.refused_recipients.pop(address.lower(), None)
         else:
             self.handler.refused_recipients[address.lower()] = reply
+
+    def hold_recipient(self, address: str) -> None:
+        """Stall at RCPT for this address (before DATA) until `release()`."""
+        self.handler.held = {address.lower()}
+        self.handler.holding.clear()
+        self.handler.released.clear()
+
+    def release(self) -> None:
+        """Let a held RCPT go on, and hold no one any more."""
+        self.handler.held = set()
+        self.handler.released.set()
+
+    def mailbox(self, address: str) -> list[ReceivedMessage]:
+        """The messages to `address`, one per Message-ID (the first copy)."""
+        seen: dict[str, ReceivedMessage] = {}
+        for message in self.messages_to(address):
+            seen.setdefault(str(message.message["Message-ID"]), message)
+        return list(seen.values())
 
     def require_login(self, user: str, password: str) -> None:
         """From the next connection on, demand AUTH with exactly these credentials."""

@@ -51,7 +51,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from athlon_flex.database import connect, ensure_postgres
-from athlon_flex.errors import StageError
+from athlon_flex.errors import ConfigurationError, StageError
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,8 @@ class MigrationError(StageError):
     """The migration could not read its source or write its target."""
 
 
-class BadMigrationInput(MigrationError):
+class BadMigrationInput(MigrationError, ConfigurationError):
     """What the user gave cannot be migrated (bad input: the CLI exits with 2)."""
-
-    bad_input = True
 
 
 class SourceNotRecognised(BadMigrationInput):
