@@ -31,9 +31,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-log = logging.getLogger(__name__)
-
 from athlon_flex.addresses import normalize_address, unique_addresses
+
+log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://flex.athlon.com/api/v1"
 GMAIL_SMTP_HOST = "smtp.gmail.com"
