@@ -7,6 +7,8 @@ snapshot row counts and the timestamps the snapshots carry.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from athlon_flex.settings import Settings
@@ -132,6 +134,21 @@ def test_availability_windows_follow_the_showroom_through_leave_return_and_price
         )
     ]
 
+    # C's rise inside its stay is a price change; A's return at the same price and
+    # D's arrival are not.
+    assert query(
+        raw_db,
+        "select vehicle_id, make, model, changed_at, previous_price_per_month_in_euro,"
+        " price_per_month_in_euro, change_in_euro, change_percent, is_drop,"
+        " is_available from marts.vehicle_price_changes",
+    ) == [("veh-c", "BMW", "X1", t2, 700, 720, 20, Decimal("2.86"), False, True)]
+    # Only A's first stay has ended (10 minutes): the Golf's lease speed.
+    assert query(
+        raw_db,
+        "select make, model, leased_count, median_hours_available,"
+        " p90_hours_available from marts.vehicle_lease_speed",
+    ) == [("Volkswagen", "Golf", 1, Decimal("0.2"), Decimal("0.2"))]
+
     # The incremental mart equals a full recomputation from the whole history.
     assert query(
         raw_db,
@@ -248,7 +265,7 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
 
     # The unit tests (not part of the ten-minute build) run on the built database.
     unit = run_unit_tests(settings)
-    assert (unit.tests_passed, unit.tests_failed) == (10, 0)
+    assert (unit.tests_passed, unit.tests_failed) == (12, 0)
 
 
 def test_build_without_raw_tables_says_to_run_the_load_first(settings, db):
