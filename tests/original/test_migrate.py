@@ -275,7 +275,11 @@ def test_overlapping_and_empty_old_versions_are_tidied_not_copied(
     old.vehicle("x", T0, T2)
     old.vehicle("x", T1, None)  # overlaps the one before: it ends at T1
     old.vehicle("y", T1, T1)  # empty: never in the showroom
-    done = migrate(settings, url, recipients=[RECIPIENT], apply=True)
+    old.notified("x", T0, T0 + MAILED)
+    old.notified("x", T1 + timedelta(hours=1), T2)  # inside the window from T0
+    old.notified("ghost", T0, T0 + MAILED)  # a car the old tables do not know
+    both = [RECIPIENT, "bob@example.nl"]
+    done = migrate(settings, url, recipients=both, apply=True)
     assert (done.vehicles.read, done.vehicles.to_add, done.vehicles.left_out) == (
         3,
         2,
@@ -285,6 +289,13 @@ def test_overlapping_and_empty_old_versions_are_tidied_not_copied(
         ("x", T0, T1),
         ("x", T1, None),
     ]
+    # One window, mailed (twice, per the old table) to each recipient once, at the
+    # earliest time; the unknown car is counted, not guessed.
+    assert (done.notifications.read, done.notifications.left_out) == (3, 1)
+    assert _notifications(settings) == {
+        ("x", T0, RECIPIENT, T0 + MAILED),
+        ("x", T0, "bob@example.nl", T0 + MAILED),
+    }
 
 
 def test_an_unknown_database_is_refused_in_one_line(
