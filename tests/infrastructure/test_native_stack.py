@@ -1,27 +1,36 @@
-"""The stack's own setup, run natively: what airflow-init and the pipeline do.
+"""The stack, run natively: airflow-init's steps, the pipeline, the Airflow services.
 
 No Docker here, so the compose file's commands run as processes with the stack's
 environment (read from docker-compose.yml) against a PostgreSQL on TCP that asks
-for passwords (scram-sha-256), as the `postgres` service does:
-preflight's check, airflow-init's `ensure-db` as the superuser, `airflow db migrate`
-through the `_CMD` URL as Airflow's own role, then one `athlon-flex run` started
-through `as-pipeline` (the simulated API, real dbt, real SMTP) as the pipeline's
-role. Not run: the API server, scheduler and dag-processor (the stack's FAB auth
-manager is not installed outside the image); tests/dags runs the DAG itself.
+for passwords (scram-sha-256), as the `postgres` service does: preflight's check,
+airflow-init's `ensure-db` as the superuser, `airflow db migrate` through the `_CMD`
+URL as Airflow's own role, one `athlon-flex run` started through `as-pipeline`; then
+the API server, scheduler and dag-processor (LocalExecutor), each started through
+`as-pipeline` as the containers are: the scheduler's own run of `athlon_flex` (the
+latest 10-minute tick) completes and its email arrives, and the API server answers
+for the DAG with the admin user.
+
+One difference from the image: the stack's FAB auth manager is not installed outside
+it, so the services use Airflow's default (simple) auth manager.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg2
 import pytest
 import yaml
@@ -207,4 +216,132 @@ def test_stack_setup_and_one_cycle_run_as_their_own_roles_over_tcp(
         conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password authentication"):
         tcp_postgres.connect("athlon_pipeline", "not-the-password", "athlon_flex")
+
+    # The Airflow services, started as the containers start them.
+    arrived = fake_api.catalog.add_vehicle()
+    api_port = _free_port()
+    env.update(
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=(
+            f"http://127.0.0.1:{api_port}/execution/"
+        ),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(_free_port()),
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+    )
+    services = {
+        "api-server": ["api-server", "--port", str(api_port)],
+        "scheduler": ["scheduler"],
+        "dag-processor": ["dag-processor"],
+    }
+    with _started(services, env, tmp_path) as logs:
+        base = f"http://127.0.0.1:{api_port}"
+        passwords = Path(env["AIRFLOW_HOME"]) / (
+            "simple_auth_manager_passwords.json.generated"
+        )
+        token = _eventually(
+            lambda: _token(base, passwords), 180, "the API server", logs
+        )
+        run = _eventually(
+            lambda: _finished_run(base, token), 480, "a finished athlon_flex run", logs
+        )
+        assert run["run_type"] == "scheduled"
+        assert run["state"] == "success", logs()
+        dag = _get(base, "/api/v2/dags/athlon_flex", token)
+        assert dag["dag_id"] == "athlon_flex"
+        assert dag["is_paused"] is False
+    assert len(smtp_server.messages) == 2
+    mail = smtp_server.messages[1]
+    assert mail.subject == "Athlon Flex: 1 new vehicle"
+    assert arrived.license_plate in mail.text
     shutil.rmtree(tmp_path / "airflow-home", ignore_errors=True)
+
+
+def _get(base: str, path: str, token: str) -> Any:
+    response = httpx.get(
+        base + path, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _token(base: str, passwords: Path) -> str | None:
+    """A JWT for the admin user, once the API server is up and wrote its password."""
+    if not passwords.exists():
+        return None
+    password = json.loads(passwords.read_text())["admin"]
+    try:
+        response = httpx.post(
+            base + "/auth/token",
+            json={"username": "admin", "password": password},
+            timeout=10,
+        )
+    except httpx.HTTPError:
+        return None
+    return response.json()["access_token"] if response.status_code == 201 else None
+
+
+def _finished_run(base: str, token: str) -> dict[str, Any] | None:
+    try:
+        runs = _get(base, "/api/v2/dags/athlon_flex/dagRuns", token)["dag_runs"]
+    except httpx.HTTPError:
+        return None
+    done = [run for run in runs if run["state"] in ("success", "failed")]
+    return done[0] if done else None
+
+
+def _eventually(probe: Any, seconds: float, what: str, logs: Any) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(3)
+    raise AssertionError(f"no {what} within {seconds:.0f} s:\n{logs()}")
+
+
+@contextmanager
+def _started(
+    services: dict[str, list[str]], env: dict[str, str], cwd: Path
+) -> Iterator[Any]:
+    """Start each `airflow <args>` through as-pipeline; stop them all afterwards."""
+    processes = {}
+    log_files = {}
+    try:
+        for name, args in services.items():
+            log_files[name] = (cwd / f"{name}.log").open("w")
+            processes[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(BOOTSTRAP),
+                    "as-pipeline",
+                    str(VENV_BIN / "airflow"),
+                    *args,
+                ],
+                env=env,
+                cwd=cwd,
+                stdout=log_files[name],
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def logs() -> str:
+            return "\n".join(
+                f"--- {name} (last lines)\n"
+                + "\n".join((cwd / f"{name}.log").read_text().splitlines()[-25:])
+                for name in services
+            )
+
+        yield logs
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        for handle in log_files.values():
+            handle.close()
