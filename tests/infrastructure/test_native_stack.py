@@ -10,13 +10,12 @@ the API server, scheduler and dag-processor (LocalExecutor), each started throug
 latest 10-minute tick) completes and its email arrives, and the API server answers
 for the DAG with the admin user.
 
-One difference from the image: the stack's FAB auth manager is not installed outside
-it, so the services use Airflow's default (simple) auth manager.
+airflow-init runs its own script from the compose file (ensure-db, db migrate, the
+admin user created with the password on stdin), with the stack's FAB auth manager.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -133,17 +132,14 @@ def _stack_environment(tmp_path: Path, port: int, **extra: str) -> dict[str, str
         AIRFLOW_HOME=str(tmp_path / "airflow-home"),
         ATHLON_DATA_DIR=str(tmp_path / "athlon-data"),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        # The image's FAB provider is not installed here; migrate with the default.
-        AIRFLOW__CORE__AUTH_MANAGER=(
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager."
-            "SimpleAuthManager"
-        ),
     )
     env.update(extra)
     return env
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 600) -> Any:
+    # A session of its own: no controlling terminal, as in a container, so a
+    # password prompt reads standard input instead of waiting on a terminal.
     return subprocess.run(
         args,
         env=env,
@@ -152,6 +148,21 @@ def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 600) 
         text=True,
         timeout=timeout,
         check=False,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _airflow_init_script() -> str:
+    """airflow-init's command as its bash runs it (compose turns $$ into $)."""
+    services = yaml.safe_load((INFRA / "docker-compose.yml").read_text())["services"]
+    command = services["airflow-init"]["command"]
+    assert services["airflow-init"]["entrypoint"] == "/bin/bash"
+    assert command[0] == "-c"
+    return (
+        command[1]
+        .replace("$$", "$")
+        .replace("/opt/athlon-flex/infrastructure/airflow_bootstrap.py", str(BOOTSTRAP))
     )
 
 
@@ -172,17 +183,19 @@ def test_stack_setup_and_one_cycle_run_as_their_own_roles_over_tcp(
     )
     bootstrap = [sys.executable, str(BOOTSTRAP)]
 
-    # preflight, then airflow-init's steps, as its command runs them.
+    # preflight, then airflow-init's own script.
     checked = _run([*bootstrap, "check-config"], env, tmp_path)
     assert checked.returncode == 0, checked.stderr
-    ensured = _run([*bootstrap, "ensure-db"], env, tmp_path)
-    assert ensured.returncode == 0, ensured.stderr
-    assert ensured.stdout.strip() == (
+    init = _run(["/bin/bash", "-c", _airflow_init_script()], env, tmp_path)
+    assert init.returncode == 0, (init.stdout + init.stderr)[-3000:]
+    lines = init.stdout.splitlines()
+    assert lines[0] == (
         "database airflow created; database athlon_flex created; "
         "airflow owned by airflow; athlon_flex owned by athlon_pipeline"
     )
-    migrated = _run([str(VENV_BIN / "airflow"), "db", "migrate"], env, tmp_path)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    assert 'User "admin" created with role "Admin"' in init.stdout + init.stderr
+    assert lines[-1] == "airflow-init done"
+    assert "an-admin-password" not in init.stdout + init.stderr
 
     # The pipeline, started as every long-running container starts.
     cycle = _run(
@@ -224,32 +237,51 @@ def test_stack_setup_and_one_cycle_run_as_their_own_roles_over_tcp(
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=(
             f"http://127.0.0.1:{api_port}/execution/"
         ),
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
         AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(_free_port()),
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
     )
-    services = {
-        "api-server": ["api-server", "--port", str(api_port)],
-        "scheduler": ["scheduler"],
-        "dag-processor": ["dag-processor"],
-    }
-    with _started(services, env, tmp_path) as logs:
-        base = f"http://127.0.0.1:{api_port}"
-        passwords = Path(env["AIRFLOW_HOME"]) / (
-            "simple_auth_manager_passwords.json.generated"
-        )
+    base = f"http://127.0.0.1:{api_port}"
+    # The compose order: the scheduler waits for a healthy API server (its tasks
+    # report to it), the dag-processor only for airflow-init.
+    with (
+        _started(
+            {"api-server": ["api-server", "--port", str(api_port)]}, env, tmp_path
+        ) as api_logs,
+        _started({"dag-processor": ["dag-processor"]}, env, tmp_path) as dp_logs,
+    ):
         token = _eventually(
-            lambda: _token(base, passwords), 180, "the API server", logs
+            lambda: _token(base, "admin", env["AIRFLOW_ADMIN_PASSWORD"]),
+            240,
+            "login to the API server",
+            lambda: api_logs() + dp_logs(),
         )
-        run = _eventually(
-            lambda: _finished_run(base, token), 480, "a finished athlon_flex run", logs
-        )
+        with _started({"scheduler": ["scheduler"]}, env, tmp_path) as logs:
+            run = _eventually(
+                lambda: _finished_run(base, token),
+                480,
+                "finished athlon_flex run",
+                lambda: api_logs() + dp_logs() + logs(),
+            )
         assert run["run_type"] == "scheduled"
         assert run["state"] == "success", logs()
         dag = _get(base, "/api/v2/dags/athlon_flex", token)
         assert dag["dag_id"] == "athlon_flex"
         assert dag["is_paused"] is False
+        tries = _get(
+            base,
+            f"/api/v2/dags/athlon_flex/dagRuns/{run['dag_run_id']}/taskInstances",
+            token,
+        )["task_instances"]
+        # Every task succeeded at its first try: nothing raced the API server.
+        assert {t["task_id"]: (t["state"], t["try_number"]) for t in tries} == {
+            "load": ("success", 1),
+            "source_freshness": ("success", 1),
+            "dbt_build": ("success", 1),
+            "notify": ("success", 1),
+            "daily_digest_due": ("success", 1),
+            "notify_daily_digest": ("skipped", 0),
+        }
     assert len(smtp_server.messages) == 2
     mail = smtp_server.messages[1]
     assert mail.subject == "Athlon Flex: 1 new vehicle"
@@ -265,15 +297,12 @@ def _get(base: str, path: str, token: str) -> Any:
     return response.json()
 
 
-def _token(base: str, passwords: Path) -> str | None:
-    """A JWT for the admin user, once the API server is up and wrote its password."""
-    if not passwords.exists():
-        return None
-    password = json.loads(passwords.read_text())["admin"]
+def _token(base: str, username: str, password: str) -> str | None:
+    """A JWT for this user (FAB's login), once the API server answers."""
     try:
         response = httpx.post(
             base + "/auth/token",
-            json={"username": "admin", "password": password},
+            json={"username": username, "password": password},
             timeout=10,
         )
     except httpx.HTTPError:
