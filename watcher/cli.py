@@ -250,8 +250,8 @@ def migrate_from_original(
         str | None,
         typer.Option(
             help=(
-                "The older tool's PostgreSQL URL. Default: ORIGINAL_DATABASE_URL "
-                "(better: a password here is visible to every user in `ps`)."
+                "The older tool's PostgreSQL URL. Default: ORIGINAL_DATABASE_URL, "
+                "which keeps its password off the command line (where `ps` shows it)."
             ),
             show_default=False,
         ),

@@ -141,7 +141,9 @@ def test_migration_carries_history_and_mails_nothing_the_old_tool_mailed(
         0,
     )
     assert (plan.clusters.read, plan.clusters.to_add) == (1, 1)
-    assert (plan.options.read, plan.options.to_add) == (3, 3)
+    # a's option o1 was copied with a's second version (the old tool re-keyed
+    # options by the vehicle's row): one version here, as dbt would have kept it.
+    assert (plan.options.read, plan.options.to_add, plan.options.merged) == (3, 2, 1)
     assert (plan.notifications.read, plan.notifications.to_add) == (4, 4)
     assert plan.windows == 5
     assert plan.history_since == T0
@@ -180,8 +182,7 @@ def test_migration_carries_history_and_mails_nothing_the_old_tool_mailed(
         settings,
         "select vehicle_id, option_id, option_name, dbt_valid_from, dbt_valid_to "
         "from snapshots.snap_vehicle_options order by 1, 2, 4",
-    ) == sorted([(a, "o1", "Trekhaak", T0, T1), (a, "o1", "Trekhaak", T1, T2),
-                 (b, "o2", "Panoramadak", T0, None)])  # fmt: skip
+    ) == sorted([(a, "o1", "Trekhaak", T0, T2), (b, "o2", "Panoramadak", T0, None)])
 
     # 3. Idempotent: a second run changes nothing.
     history, notifications = _history(settings), _notifications(settings)
@@ -275,7 +276,11 @@ def test_overlapping_and_empty_old_versions_are_tidied_not_copied(
     old.vehicle("x", T0, T2)
     old.vehicle("x", T1, None)  # overlaps the one before: it ends at T1
     old.vehicle("y", T1, T1)  # empty: never in the showroom
-    done = migrate(settings, url, recipients=[RECIPIENT], apply=True)
+    old.notified("x", T0, T0 + MAILED)
+    old.notified("x", T1 + timedelta(hours=1), T2)  # inside the window from T0
+    old.notified("ghost", T0, T0 + MAILED)  # a car the old tables do not know
+    both = [RECIPIENT, "bob@example.nl"]
+    done = migrate(settings, url, recipients=both, apply=True)
     assert (done.vehicles.read, done.vehicles.to_add, done.vehicles.left_out) == (
         3,
         2,
@@ -285,6 +290,13 @@ def test_overlapping_and_empty_old_versions_are_tidied_not_copied(
         ("x", T0, T1),
         ("x", T1, None),
     ]
+    # One window, mailed (twice, per the old table) to each recipient once, at the
+    # earliest time; the unknown car is counted, not guessed.
+    assert (done.notifications.read, done.notifications.left_out) == (3, 1)
+    assert _notifications(settings) == {
+        ("x", T0, RECIPIENT, T0 + MAILED),
+        ("x", T0, "bob@example.nl", T0 + MAILED),
+    }
 
 
 def test_an_unknown_database_is_refused_in_one_line(

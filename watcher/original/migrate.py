@@ -39,7 +39,7 @@ import hashlib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,12 +153,14 @@ class Counts:
     to_add: int = 0
     present: int = 0
     left_out: int = 0
+    merged: int = 0  # identical, contiguous copies kept as one version
 
     def line(self, what: str, applied: bool) -> str:
         verb = "added" if applied else "to add"
+        merged = f", {self.merged} identical copies merged" if self.merged else ""
         return (
             f"{what}: {self.read} read, {self.to_add} {verb}, {self.present} already "
-            f"there, {self.left_out} left out"
+            f"there, {self.left_out} left out{merged}"
         )
 
 
@@ -318,8 +320,9 @@ def _registered_at(value: Any) -> datetime | None:
 
 def _read_versions(
     conn: psycopg2.extensions.connection,
-) -> tuple[dict[str, list[_Version]], dict[str, str], list[dict[str, Any]]]:
-    """The old tables as versions per snapshot, key_hash → vehicle id, notifications."""
+) -> tuple[dict[str, list[_Version]], dict[str, str], list[dict[str, Any]], int]:
+    """The old tables as versions per snapshot, key_hash → vehicle id, notifications,
+    and how many option rows the old table held."""
     from loader.shapes import showroom_uri  # the loader's page links, as it builds them
 
     clusters = [
@@ -363,26 +366,10 @@ def _read_versions(
         )
         if row["key_hash"]:
             vehicle_ids[row["key_hash"]] = row["athlon_id"]
-    options = [
-        _Version(
-            key=(row["vehicle_athlon_id"], row["athlon_id"]),
-            valid_from=row["active_from"],
-            valid_to=row["active_to"],
-            values={
-                "vehicle_id": row["vehicle_athlon_id"],
-                "option_id": row["athlon_id"],
-                "external_option_id": row["externalId"],
-                "option_name": row["optionName"],
-                "is_included": row["included"],
-                "extracted_at": row["active_from"],
-            },
-        )
-        for row in _read(
-            conn,
-            'select option.*, vehicle.athlon_id as vehicle_athlon_id from "option" '
-            "join vehicle on vehicle.id = option.vehicle_id",
-        )
-    ]
+    with conn.cursor() as cursor:
+        cursor.execute('select count(*) from "option"')
+        option_rows = cursor.fetchone()[0]
+    options = list(_merged(_option_versions(conn)))
     notifications = _read(
         conn, "select vehicle_key_hash, available_since, notified_at from notification"
     )
@@ -391,7 +378,67 @@ def _read_versions(
         "snap_vehicles": vehicles,
         "snap_vehicle_options": options,
     }
-    return versions, vehicle_ids, notifications
+    return versions, vehicle_ids, notifications, option_rows
+
+
+def _option_versions(conn: psycopg2.extensions.connection) -> Iterator[_Version]:
+    """The old options, streamed in key order (the table is the old tool's largest).
+
+    Its option key held the vehicle's *row* id, so every new version of a car
+    closed all its options and opened identical ones: streaming and merging those
+    keeps memory to the real history rather than the copies.
+    """
+    with conn.cursor(
+        name="athlon_flex_options", cursor_factory=psycopg2.extras.RealDictCursor
+    ) as cursor:
+        cursor.itersize = 5000
+        cursor.execute(
+            'select "option".athlon_id, "option"."externalId", "option"."optionName", '
+            '"option".included, "option".active_from, "option".active_to, '
+            'vehicle.athlon_id as vehicle_athlon_id from "option" '
+            'join vehicle on vehicle.id = "option".vehicle_id '
+            'order by vehicle.athlon_id, "option".athlon_id, "option".active_from'
+        )
+        for row in cursor:
+            yield _Version(
+                key=(row["vehicle_athlon_id"], row["athlon_id"]),
+                valid_from=row["active_from"],
+                valid_to=row["active_to"],
+                values={
+                    "vehicle_id": row["vehicle_athlon_id"],
+                    "option_id": row["athlon_id"],
+                    "external_option_id": row["externalId"],
+                    "option_name": row["optionName"],
+                    "is_included": row["included"],
+                    "extracted_at": row["active_from"],
+                },
+            )
+
+
+def _same_attributes(one: _Version, other: _Version) -> bool:
+    """Equal but for when they were seen: one version, not two."""
+    return {k: v for k, v in one.values.items() if k != "extracted_at"} == {
+        k: v for k, v in other.values.items() if k != "extracted_at"
+    }
+
+
+def _merged(versions: Iterable[_Version]) -> Iterator[_Version]:
+    """Versions in key order with each run of identical, contiguous ones as one."""
+    held: _Version | None = None
+    for version in versions:
+        if (
+            held is not None
+            and held.key == version.key
+            and held.valid_to == version.valid_from
+            and _same_attributes(held, version)
+        ):
+            held = _Version(held.key, held.valid_from, version.valid_to, held.values)
+            continue
+        if held is not None:
+            yield held
+        held = version
+    if held is not None:
+        yield held
 
 
 def _tidy(versions: Iterable[_Version]) -> tuple[list[_Version], int]:
@@ -498,7 +545,7 @@ def migrate(
     try:
         old.set_session(readonly=True)
         revision = _recognise(old, where)
-        versions, vehicle_ids, old_notifications = _read_versions(old)
+        versions, vehicle_ids, old_notifications, option_rows = _read_versions(old)
     except psycopg2.Error as error:
         raise MigrationError(
             f"Reading the original database {where} failed: {str(error).strip()}. "
@@ -520,6 +567,8 @@ def migrate(
 
             run_operation(settings, "ensure_notifier_tables")
     with connect(connection) as conn:
+        summary.options.read = option_rows
+        summary.options.merged = option_rows - len(versions["snap_vehicle_options"])
         _plan_and_write(conn, summary, versions, vehicle_ids, old_notifications, apply)
         if not apply:
             conn.rollback()
@@ -544,7 +593,8 @@ def _plan_and_write(
     }
     tidy: dict[str, list[_Version]] = {}
     for snapshot, found in versions.items():
-        counts[snapshot].read = len(found)
+        if snapshot != "snap_vehicle_options":  # counted as rows of the old table
+            counts[snapshot].read = len(found)
         tidy[snapshot], counts[snapshot].left_out = _tidy(found)
 
     # This project's own history (if any) starts at its first load: the cut-off.
