@@ -46,6 +46,19 @@
     alter table notifier.recipients
     add column if not exists baseline_decided_at timestamptz;
 
+    -- One row per Airflow DAG: failed runs in a row and whether the operator was
+    -- alerted (watcher/alerts.py counts and sends; this macro owns the table).
+    create table if not exists notifier.pipeline_health (
+        pipeline text primary key,
+        consecutive_failures integer not null default 0,
+        failing_since timestamptz,
+        last_failed_run_id text,
+        last_error text,
+        alerted_at timestamptz,
+        last_success_at timestamptz,
+        updated_at timestamptz not null default now()
+    );
+
     -- What the notifier must remember between runs (e.g. that email was set up).
     create table if not exists notifier.state (
         key text primary key,

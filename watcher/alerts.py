@@ -37,23 +37,6 @@ SUBJECT_PREFIX = "[athlon-flex]"
 # Longest error text kept per row and put in an email: enough for a stage message.
 MAX_ERROR_CHARS = 2000
 
-_CREATE_TABLE = f"""
-create schema if not exists notifier;
-create table if not exists {HEALTH_TABLE} (
-    pipeline text primary key,
-    consecutive_failures integer not null default 0,
-    failing_since timestamptz,
-    last_failed_run_id text,
-    last_error text,
-    alerted_at timestamptz,
-    last_success_at timestamptz,
-    updated_at timestamptz not null default now()
-);
-comment on table {HEALTH_TABLE} is
-    'One row per Airflow DAG: failed runs in a row and whether the operator was '
-    'alerted (watcher/alerts.py).';
-"""
-
 
 class AlertOutcome(StrEnum):
     """What recording one run's outcome did."""
@@ -84,20 +67,23 @@ _COLUMNS = (
 
 
 def _open(settings: Settings) -> Any:
-    """A connection context to the project database, the health table in place."""
+    """A connection context to the project database, the health table in place.
+
+    The table is one of the notifier schema's, whose one owner is dbt's macro
+    create_notifier_tables (run before every build). A failure before the very
+    first build finds no table: then the macro runs on its own, once.
+    """
     from athlon_flex.database import connect, ensure_postgres
 
-    return connect(ensure_postgres(settings))
-
-
-def _ensure_table(conn: psycopg2.extensions.connection) -> None:
-    """Create the table on first use (checked first: no DDL on every callback)."""
-    with conn.cursor() as cursor:
+    connection = ensure_postgres(settings)
+    with connect(connection) as conn, conn.cursor() as cursor:
         cursor.execute("select to_regclass(%s) is not null", (HEALTH_TABLE,))
         (exists,) = cursor.fetchone()
-        if not exists:
-            cursor.execute(_CREATE_TABLE)
-    conn.commit()
+    if not exists:
+        from transform.runner import run_operation
+
+        run_operation(settings, "ensure_notifier_tables")
+    return connect(connection)
 
 
 def _fetch(
@@ -116,7 +102,6 @@ def _fetch(
 def read_health(settings: Settings, pipeline: str) -> PipelineHealth | None:
     """The pipeline's current row, or None before its first recorded outcome."""
     with _open(settings) as conn:
-        _ensure_table(conn)
         return _fetch(conn, pipeline)
 
 
@@ -125,18 +110,16 @@ def record_task_error(
 ) -> None:
     """Keep the failed task's message; the run's failure alert quotes it."""
     message = f"{task_id}: {error}".strip()[:MAX_ERROR_CHARS]
-    with _open(settings) as conn:
-        _ensure_table(conn)
-        with conn.cursor() as cursor:
-            cursor.execute(
-                f"""
+    with _open(settings) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            f"""
                 insert into {HEALTH_TABLE} as h (pipeline, last_error)
                 values (%s, %s)
                 on conflict (pipeline) do update
                     set last_error = excluded.last_error, updated_at = now()
                 """,
-                (pipeline, message),
-            )
+            (pipeline, message),
+        )
 
 
 def record_run_failure(
@@ -156,7 +139,6 @@ def record_run_failure(
     """
     threshold = threshold or settings.alert_after_failures
     with _open(settings) as conn:
-        _ensure_table(conn)
         with conn.cursor() as cursor:
             # The same run id counts once: callbacks may run twice, runs be cleared.
             cursor.execute(
@@ -208,7 +190,6 @@ def record_run_success(
 ) -> AlertOutcome:
     """Reset the counter; if an alert went out for this outage, say it is over."""
     with _open(settings) as conn:
-        _ensure_table(conn)
         with conn.cursor() as cursor:
             cursor.execute(
                 f"insert into {HEALTH_TABLE} (pipeline) values (%s) "

@@ -255,7 +255,13 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
         raw_db,
         "select table_name from information_schema.tables"
         " where table_schema = 'notifier' order by 1",
-    ) == [("notifications",), ("outbox",), ("recipients",), ("state",)]
+    ) == [
+        ("notifications",),
+        ("outbox",),
+        ("pipeline_health",),
+        ("recipients",),
+        ("state",),
+    ]
     assert query(
         raw_db,
         "select schema_name from information_schema.schemata"
