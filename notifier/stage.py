@@ -266,7 +266,7 @@ def notify(
                     target.recipient: error
                     for target in ours
                     if target.channel == "email"
-                    and (error := _resend_unsent(conn, target.recipient, mailer))
+                    and (error := _resend_safely(conn, target.recipient, mailer))
                 }
                 pending = store.pending(conn, names) if names else []
                 rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
@@ -364,6 +364,22 @@ def _resend_unsent(
             return str(error)
         store.mark_sent(conn, message_id)
     return None
+
+
+def _resend_safely(
+    conn: psycopg2.extensions.connection, recipient: str, mailer: Mailer | None
+) -> str | None:
+    """_resend_unsent, with any failure but the database's kept to this recipient."""
+    try:
+        return _resend_unsent(conn, recipient, mailer)
+    except (DatabaseError, psycopg2.Error):
+        raise
+    except Exception as error:  # the others must still be served
+        conn.rollback()
+        log.error(
+            "Resending to %s failed: %s: %s", recipient, type(error).__name__, error
+        )
+        return _one_line(f"{type(error).__name__}: {error}")
 
 
 def _serve_safely(
