@@ -358,9 +358,13 @@ def _resend_unsent(
         try:
             mailer.send(message, recipient)
         except MailError as error:
-            if error.refused:
-                store.drop_intent(conn, message_id)
-            log.error("Resending to %s failed: %s", recipient, error)
+            # Kept even when refused: an earlier attempt may have been delivered,
+            # and only this very message (same Message-ID) may carry its windows.
+            log.error(
+                "Resending to %s failed: %s. It stays in the outbox for the next run",
+                recipient,
+                error,
+            )
             return str(error)
         store.mark_sent(conn, message_id)
     return None

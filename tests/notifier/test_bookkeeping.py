@@ -386,6 +386,17 @@ def test_an_email_the_server_may_have_taken_is_resent_unchanged(
     smtp_server.handler.drop_after_data = False
     add_windows([window("v2", available_since=datetime.now(UTC))])
 
+    # A refused resend keeps the email (the first attempt may have arrived) and
+    # holds back anna's new email: only that same message may carry v1.
+    smtp_server.refuse_with("451 4.3.0 try again later")
+    with pytest.raises(NotifyError, match="451"):
+        notify(settings)
+    assert len(smtp_server.messages) == 1
+    with db.cursor() as cursor:
+        cursor.execute("select recipient, sent_at from notifier.outbox")
+        assert cursor.fetchall() == [(ANNA, None)]
+    smtp_server.refuse_with(None)
+
     notify(settings)
 
     again, new = smtp_server.messages[1:]
