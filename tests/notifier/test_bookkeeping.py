@@ -407,3 +407,37 @@ def test_an_email_the_server_may_have_taken_is_resent_unchanged(
     with db.cursor() as cursor:
         cursor.execute("select count(*) from notifier.outbox where sent_at is null")
         assert cursor.fetchone() == (0,)
+
+
+def test_rows_stored_in_both_spellings_fold_into_one(
+    email_settings, smtp_server, add_windows, notifications, db
+):
+    """An older version kept `Anna@Example.NL` and `anna@example.nl` apart."""
+    add_windows([window("v1"), window("v2"), window("v3")])
+    early = EARLIER - timedelta(days=1)
+    with db.cursor() as cursor:
+        cursor.execute(
+            "insert into notifier.recipients (recipient, registered_at) values "
+            "('Anna@Example.NL', %s), (%s, now())",
+            (early, ANNA),
+        )
+        cursor.execute(
+            "insert into notifier.notifications (vehicle_id, available_since, "
+            "recipient) values ('v1', %s, 'Anna@Example.NL'), ('v1', %s, %s), "
+            "('v2', %s, 'ANNA@example.nl')",
+            (EARLIER, EARLIER, ANNA, EARLIER),
+        )
+
+    notify(email_settings(email_to=[ANNA]))
+
+    (received,) = smtp_server.messages
+    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert "PL-v3" in received.text
+    assert [(v, r) for v, _, r in notifications()] == [
+        ("v1", ANNA),
+        ("v2", ANNA),
+        ("v3", ANNA),
+    ]
+    with db.cursor() as cursor:
+        cursor.execute("select recipient, registered_at from notifier.recipients")
+        assert cursor.fetchall() == [(ANNA, early)]  # the earliest registration
