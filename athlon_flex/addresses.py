@@ -46,6 +46,10 @@ def normalize_address(value: object) -> str:
     if bad:
         names = ", ".join(_NAMES.get(char, f"U+{ord(char):04X}") for char in bad)
         raise ValueError(f"{shown} is not an email address (it contains {names})")
+    if not address.isascii():
+        # Sending to one needs SMTPUTF8 end to end; refused here in one line rather
+        # than failing at send time on every run.
+        raise ValueError(f"{shown} is not supported (only ASCII email addresses)")
     if any(char in _SEPARATORS for char in address):
         raise ValueError(
             f"{shown} is not an email address (one address per entry; separate "

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from athlon_flex.errors import ConfigurationError, StageError
-
-if TYPE_CHECKING:
-    from notifier.stage import NotifySummary
+from notifier.summary import NotifySummary
 
 
 class NotifyError(StageError):

@@ -29,9 +29,9 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import psycopg2
 
@@ -57,77 +57,9 @@ from notifier.subscriptions import (
     configured_subscriptions,
     parse_extra_filters,
 )
+from notifier.summary import Channel, NotifySummary, RecipientSummary
 
 log = logging.getLogger(__name__)
-
-Channel = Literal["email", "console"]
-
-
-@dataclass(frozen=True)
-class RecipientSummary:
-    """What one recipient got in this run."""
-
-    recipient: str
-    channel: Channel
-    emails_sent: int = 0
-    vehicles: int = 0  # vehicles in the email (or the log, for the console)
-    recorded: int = 0  # rows added to notifier.notifications, baselined ones included
-    baselined: int = 0  # of which recorded without being sent
-    error: str | None = None
-
-    def __str__(self) -> str:
-        if self.error:
-            return f"{self.recipient}: FAILED ({self.error}), nothing recorded"
-        parts = []
-        if self.channel == "email":
-            parts.append(f"{self.emails_sent} email{'s' * (self.emails_sent != 1)}")
-        parts.append(f"{self.vehicles} vehicle{'s' * (self.vehicles != 1)}")
-        parts.append(f"{self.recorded} recorded")
-        if self.baselined:
-            parts.append(f"{self.baselined} as baseline")
-        return f"{self.recipient}: " + ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class NotifySummary:
-    """What a notify run did, per recipient."""
-
-    cadence: str
-    baseline: bool
-    recipients: tuple[RecipientSummary, ...] = field(default_factory=tuple)
-
-    @property
-    def emails_sent(self) -> int:
-        return sum(item.emails_sent for item in self.recipients)
-
-    @property
-    def vehicles(self) -> int:
-        return sum(item.vehicles for item in self.recipients)
-
-    @property
-    def recorded(self) -> int:
-        return sum(item.recorded for item in self.recipients)
-
-    @property
-    def failed(self) -> tuple[RecipientSummary, ...]:
-        return tuple(item for item in self.recipients if item.error)
-
-    def for_recipient(self, recipient: str) -> RecipientSummary:
-        """The line of one recipient (KeyError if they were not in this run)."""
-        for item in self.recipients:
-            if item.recipient == recipient:
-                return item
-        raise KeyError(recipient)
-
-    def __str__(self) -> str:
-        mode = "baseline" if self.baseline else self.cadence
-        head = (
-            f"notify ({mode}): {self.emails_sent} emails sent, {self.vehicles} "
-            f"vehicles, {self.recorded} recorded"
-        )
-        if not self.recipients:
-            return head + " (no recipients for this cadence)"
-        return head + " [" + "; ".join(str(item) for item in self.recipients) + "]"
 
 
 @dataclass(frozen=True)
@@ -266,7 +198,7 @@ def notify(
                     target.recipient: error
                     for target in ours
                     if target.channel == "email"
-                    and (error := _resend_unsent(conn, target.recipient, mailer))
+                    and (error := _resend_safely(conn, target.recipient, mailer))
                 }
                 pending = store.pending(conn, names) if names else []
                 rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
@@ -358,12 +290,32 @@ def _resend_unsent(
         try:
             mailer.send(message, recipient)
         except MailError as error:
-            if error.refused:
-                store.drop_intent(conn, message_id)
-            log.error("Resending to %s failed: %s", recipient, error)
+            # Kept even when refused: an earlier attempt may have been delivered,
+            # and only this very message (same Message-ID) may carry its windows.
+            log.error(
+                "Resending to %s failed: %s. It stays in the outbox for the next run",
+                recipient,
+                error,
+            )
             return str(error)
         store.mark_sent(conn, message_id)
     return None
+
+
+def _resend_safely(
+    conn: psycopg2.extensions.connection, recipient: str, mailer: Mailer | None
+) -> str | None:
+    """_resend_unsent, with any failure but the database's kept to this recipient."""
+    try:
+        return _resend_unsent(conn, recipient, mailer)
+    except (DatabaseError, psycopg2.Error):
+        raise
+    except Exception as error:  # the others must still be served
+        conn.rollback()
+        log.error(
+            "Resending to %s failed: %s: %s", recipient, type(error).__name__, error
+        )
+        return _one_line(f"{type(error).__name__}: {error}")
 
 
 def _serve_safely(

@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from athlon_flex.addresses import normalize_address
 from athlon_flex.settings import Settings
+from athlon_flex.time_zones import TimeZoneName
 from notifier.errors import NotifyConfigurationError
 from notifier.filters import FilterSet
 
@@ -44,7 +44,7 @@ class Subscription(BaseModel):
     cadence: Cadence = "instant"
     # Only for cadence `daily`; default NOTIFY_DAILY_TIME in NOTIFY_TIMEZONE.
     daily_time: time | None = None
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     filters: tuple[FilterSet, ...] = ()
 
     _filters_as_list = field_validator("filters", mode="before")(_as_alternatives)
@@ -61,17 +61,6 @@ class Subscription(BaseModel):
         # YAML 1.1 reads an unquoted 7:30 as the number 450 (base 60).
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError('write the time as quoted text, e.g. "07:30"')
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone_exists(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
     def digest_time(self, settings: Settings) -> tuple[time, str]:

@@ -321,3 +321,15 @@ def test_cli_exits_2_in_one_line_for_a_bad_subscriptions_file(tmp_path: Path) ->
     assert line.endswith("; nothing was sent or recorded.")
     # Checked before the cycle started: no database was created.
     assert not (tmp_path / "never-created").exists()
+
+
+def test_a_non_ascii_address_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EMAIL_TO", "anna@exämple.nl")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None)
+    assert str(caught.value) == (
+        "Invalid configuration: EMAIL_TO='anna@exämple.nl': 'anna@exämple.nl' is not "
+        "supported (only ASCII email addresses)"
+    )

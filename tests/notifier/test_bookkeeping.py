@@ -315,3 +315,129 @@ def test_a_second_run_waits_for_the_first_and_sends_nothing_twice(
     assert len(smtp_server.messages) == 1
     assert notify(settings).emails_sent == 0
     assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA)]
+
+
+def test_a_recipient_whose_email_cannot_be_rendered_is_skipped_and_named(
+    email_settings, smtp_server, add_windows, notifications, monkeypatch
+):
+    import notifier.stage
+
+    add_windows([window("v1"), window("v2", make="BYD", model="Seal")])
+    settings = email_settings(email_to=[ANNA, BOB])
+    real_render = notifier.stage.render_email
+    calls: list[int] = []
+
+    def render_failing_first(rows, **kwargs):
+        calls.append(len(rows))
+        if len(calls) == 1:  # anna's turn comes first
+            raise ValueError("a template bug")
+        return real_render(rows, **kwargs)
+
+    monkeypatch.setattr(notifier.stage, "render_email", render_failing_first)
+    with pytest.raises(NotifyError) as raised:
+        notify(settings)
+
+    assert f"Skipped 1 recipient(s) ({ANNA}: ValueError: a template bug)" in str(
+        raised.value
+    )
+    assert [m.rcpt_tos for m in smtp_server.messages] == [(BOB,)]
+    assert [(v, r) for v, _, r in notifications()] == [("v1", BOB), ("v2", BOB)]
+
+    notify(settings)  # the next run (the bug fixed) serves anna
+    assert [m.rcpt_tos for m in smtp_server.messages] == [(BOB,), (ANNA,)]
+
+
+def test_rows_inserted_with_only_the_original_columns_count_as_sent(
+    email_settings, smtp_server, add_windows, notifications, db
+):
+    """What the old tool's migration writes: (window, recipient, notified_at)."""
+    add_windows([window("v1"), window("v2")])
+    with db.cursor() as cursor:
+        cursor.execute(
+            "insert into notifier.notifications "
+            "(vehicle_id, available_since, recipient, notified_at) "
+            "values (%s, %s, %s, now())",
+            ("v1", EARLIER, ANNA),
+        )
+
+    notify(email_settings(email_to=[ANNA]))
+
+    (received,) = smtp_server.messages
+    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert "PL-v2" in received.text and "PL-v1" not in received.text
+    assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA), ("v2", ANNA)]
+
+
+def test_an_email_the_server_may_have_taken_is_resent_unchanged(
+    email_settings, smtp_server, add_windows, notifications, db
+):
+    """The connection breaks after the server took the message, before its reply:
+    the email stays in the outbox and the next run sends the same bytes (same
+    Message-ID) before anything new."""
+    add_windows([window("v1")])
+    settings = email_settings(email_to=[ANNA])
+    smtp_server.handler.drop_after_data = True
+    with pytest.raises(NotifyError, match=f"Skipped 1 recipient.s. .{ANNA}: SMTP"):
+        notify(settings)
+    (taken,) = smtp_server.messages
+    with db.cursor() as cursor:
+        cursor.execute("select recipient, sent_at from notifier.outbox")
+        assert cursor.fetchall() == [(ANNA, None)]
+    smtp_server.handler.drop_after_data = False
+    add_windows([window("v2", available_since=datetime.now(UTC))])
+
+    # A refused resend keeps the email (the first attempt may have arrived) and
+    # holds back anna's new email: only that same message may carry v1.
+    smtp_server.refuse_with("451 4.3.0 try again later")
+    with pytest.raises(NotifyError, match="451"):
+        notify(settings)
+    assert len(smtp_server.messages) == 1
+    with db.cursor() as cursor:
+        cursor.execute("select recipient, sent_at from notifier.outbox")
+        assert cursor.fetchall() == [(ANNA, None)]
+    smtp_server.refuse_with(None)
+
+    notify(settings)
+
+    again, new = smtp_server.messages[1:]
+    assert again.message.as_bytes() == taken.message.as_bytes()
+    assert "PL-v2" in new.text and "PL-v1" not in new.text
+    assert len(smtp_server.mailbox(ANNA)) == 2
+    assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA), ("v2", ANNA)]
+    with db.cursor() as cursor:
+        cursor.execute("select count(*) from notifier.outbox where sent_at is null")
+        assert cursor.fetchone() == (0,)
+
+
+def test_rows_stored_in_both_spellings_fold_into_one(
+    email_settings, smtp_server, add_windows, notifications, db
+):
+    """An older version kept `Anna@Example.NL` and `anna@example.nl` apart."""
+    add_windows([window("v1"), window("v2"), window("v3")])
+    early = EARLIER - timedelta(days=1)
+    with db.cursor() as cursor:
+        cursor.execute(
+            "insert into notifier.recipients (recipient, registered_at) values "
+            "('Anna@Example.NL', %s), (%s, now())",
+            (early, ANNA),
+        )
+        cursor.execute(
+            "insert into notifier.notifications (vehicle_id, available_since, "
+            "recipient) values ('v1', %s, 'Anna@Example.NL'), ('v1', %s, %s), "
+            "('v2', %s, 'ANNA@example.nl')",
+            (EARLIER, EARLIER, ANNA, EARLIER),
+        )
+
+    notify(email_settings(email_to=[ANNA]))
+
+    (received,) = smtp_server.messages
+    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert "PL-v3" in received.text
+    assert [(v, r) for v, _, r in notifications()] == [
+        ("v1", ANNA),
+        ("v2", ANNA),
+        ("v3", ANNA),
+    ]
+    with db.cursor() as cursor:
+        cursor.execute("select recipient, registered_at from notifier.recipients")
+        assert cursor.fetchall() == [(ANNA, early)]  # the earliest registration

@@ -67,6 +67,7 @@ class RecordingHandler:
         self.held: set[str] = set()
         self.holding = threading.Event()  # set while a held RCPT waits
         self.released = threading.Event()
+        self.drop_after_data = False  # keep the message, close without a reply
 
     async def handle_RCPT(  # aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -97,6 +98,9 @@ class RecordingHandler:
                 message=parsed,
             )
         )
+        if self.drop_after_data:
+            # Taken, but the client never hears so: the connection just ends.
+            server.transport.close()
         return "250 Message accepted for delivery"
 
 
