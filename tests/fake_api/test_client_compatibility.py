@@ -6,7 +6,8 @@ is; if it loads everything without a validation error, so will our loader.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 
 import pytest
 from athlon_flex_client import AthlonFlexClient
@@ -22,6 +23,17 @@ from tests.support.fake_api import FAKE_PASSWORD, FAKE_USERNAME
 # 60 000 a year with loonheffingskorting falls in "€ 43.072 t/m € 76.817": 50.33 %.
 INCOME = 60_000
 INCOME_TAX_PERCENTAGE = 50.33
+
+
+@pytest.fixture(autouse=True)
+def event_loop_for_the_client() -> Iterator[None]:
+    """The client calls asyncio.get_event_loop(), which fails in a thread where an
+    earlier asyncio.run() (another test in this worker) left no loop set."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture
