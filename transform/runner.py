@@ -31,37 +31,22 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from athlon_flex.database import connect, ensure_postgres
+from athlon_flex.dbt_project import PROJECT_DIR
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
 dbt_log = logging.getLogger(f"{__name__}.dbt")
 
-# What dbt parses: a change to any of these invalidates its saved parse. The wheel
-# carries them under transform/dbt_project/ (pyproject's force-include).
+# What dbt parses: a change to any of these invalidates its saved parse.
 _PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 _PROJECT_FOLDERS = ("models", "snapshots", "macros", "seeds", "data-tests", "analyses")
 
 
-def _find_project_dir() -> Path:
-    """The dbt project: packaged in the installed wheel, else the checkout's root.
-
-    An installed tool (`uv tool install`, pipx) has no source tree to walk up to, so
-    the package's own resources come first; a development checkout (editable
-    install) has the project at the repository root, next to this package.
-    """
-    packaged = Path(str(resources.files(__package__) / "dbt_project"))
-    if (packaged / "dbt_project.yml").is_file():
-        return packaged
-    return Path(__file__).resolve().parent.parent
-
-
-PROJECT_DIR = _find_project_dir()
 RAW_TABLES = ("raw.vehicle_clusters", "raw.vehicles", "raw.vehicles__options")
 
 _DBT_LOCK = threading.Lock()

@@ -210,7 +210,7 @@ def status() -> None:
     """Say where the database, the dbt project and the DAGs are, and what runs."""
     settings = _settings()
     from athlon_flex.database import embedded_status
-    from transform.runner import PROJECT_DIR
+    from athlon_flex.dbt_project import PROJECT_DIR
     from watcher.paths import dags_folder
 
     typer.echo(f"dbt project: {PROJECT_DIR}")

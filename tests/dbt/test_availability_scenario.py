@@ -11,7 +11,9 @@ from decimal import Decimal
 
 import pytest
 
+from athlon_flex.dbt_project import model_columns
 from athlon_flex.settings import Settings
+from notifier.contract import VEHICLE_ATTRIBUTES
 from tests.dbt.readback import at, query, snapshot_counts, windows
 from tests.support.raw_tables import (
     CatalogState,
@@ -249,6 +251,17 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
         "snap_vehicle_options": 0,
     }
     assert windows(raw_db) == []
+    # The marts the notifier reads have exactly the columns their contracts declare
+    # (the notifier takes its column list from the same YAML).
+    for mart in ("vehicle_availability", "vehicles_to_notify", "vehicle_clusters"):
+        built = query(
+            raw_db,
+            "select column_name from information_schema.columns"
+            f" where table_schema = 'marts' and table_name = '{mart}'"
+            " order by ordinal_position",
+        )
+        assert tuple(name for (name,) in built) == model_columns(mart)
+    assert model_columns("vehicles_to_notify") == ("recipient", *VEHICLE_ATTRIBUTES)
     # on-run-start created the notifier's tables, so its view exists and is empty.
     assert query(raw_db, "select count(*) from marts.vehicles_to_notify") == [(0,)]
     assert query(

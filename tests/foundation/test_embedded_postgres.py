@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from athlon_flex.database import connect, ensure_postgres
+from athlon_flex.dbt_project import PROJECT_DIR
 from athlon_flex.settings import Settings
-from transform.runner import PROJECT_DIR
 from watcher.cycle import PipelineBusyError, pipeline_lock
 from watcher.paths import dags_folder
 

@@ -95,7 +95,7 @@ def test_installed_tool_finds_its_dbt_project_and_dags_in_the_wheel(
     lines = result.stdout.splitlines()
     site = installed.parent / "lib"
     assert lines[0].startswith(f"dbt project: {site}")
-    assert lines[0].endswith("site-packages/transform/dbt_project")
+    assert lines[0].endswith("site-packages/athlon_flex/dbt_project")
     assert lines[1].startswith(f"Airflow DAGs: {site}")
     assert lines[1].endswith("site-packages/watcher/dags")
     assert str(ROOT) not in result.stdout

@@ -42,7 +42,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -51,12 +50,12 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from athlon_flex.database import connect, ensure_postgres
+from athlon_flex.dbt_project import PROJECT_DIR
 from athlon_flex.errors import ConfigurationError, StageError
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 STAGING_DIR = PROJECT_DIR / "models" / "staging"
 SNAPSHOT_SCHEMA = "snapshots"
 NOTIFICATIONS = "notifier.notifications"
