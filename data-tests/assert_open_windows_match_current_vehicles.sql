@@ -14,8 +14,7 @@ vehicle_versions as (
 ),
 
 latest_load as (
-    select coalesce(max(extracted_at), now()) as loaded_at
-    from {{ ref('stg_athlon__vehicles') }}
+    select * from {{ ref('int_latest_load') }}
 ),
 
 open_windows as (

@@ -15,9 +15,7 @@ vehicle_versions as (
 ),
 
 latest_load as (
-    -- now(), as the snapshots' clock does, only when raw is empty
-    select coalesce(max(extracted_at), now()) as loaded_at
-    from {{ ref('stg_athlon__vehicles') }}
+    select * from {{ ref('int_latest_load') }}
 ),
 
 versions_ordered as (

@@ -8,8 +8,7 @@ availability as (
 ),
 
 latest_load as (
-    select coalesce(max(extracted_at), now()) as loaded_at
-    from {{ ref('stg_athlon__vehicles') }}
+    select * from {{ ref('int_latest_load') }}
 ),
 
 recent_stays as (
