@@ -1,32 +1,22 @@
-"""The load stage: fetch and check the whole showroom, then let dlt replace `raw`.
+"""The load stage: fetch and check the whole showroom, land it with dlt, publish `raw`.
 
-Steps of `load()`, all inside one temporary working directory:
-1. Copy the current `raw` snapshot to a spool on disk, in a thread while the API is
-   asked for the summaries (vehicle count for the shrink check; the rows whose
-   details can be reused).
-2. Fetch everything from the API into validated rows (`loader.showroom`), spooled to
-   disk as they arrive.
-3. Refuse implausible pictures: an empty showroom (unless `allow_shrink`), a shrink
-   of more than ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (unless
-   `allow_shrink`), vehicles without a single option between them (the API lists
-   every option of every car, included or not).
-4. Hand the spooled rows (reused vehicles completed with this run's summary) to dlt,
-   a page at a time, in a fresh pipeline directory (no
-   stale package can be replayed, no state is restored from the destination) and
-   load with `replace` + `insert-from-staging`, as CSV through COPY.
-Any failure in 1-3 raises `LoadError` before dlt runs; `raw` is untouched. A failure
-inside dlt's load leaves each table as it was too, since each is swapped from
-`raw_staging` in one transaction at the very end (vehicles together with options;
-clusters in their own transaction).
+Steps of `load()`, inside one temporary working directory:
+1. Read the shrink baseline (cars in `raw.vehicles`) and which cars' details are kept
+   in `raw_landing` (`loader.publish.read_previous`).
+2. Fetch the showroom (`loader.showroom`): clusters and summaries into memory, the
+   details that are not reused into a spool file. Incomplete lists, failed requests
+   and unaccountable answers raise here.
+3. Refuse implausible pictures: an empty showroom or a shrink of more than
+   ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (both unless `allow_shrink`).
+4. dlt extracts, normalizes and loads into `raw_landing` (a fresh pipeline directory,
+   no state restored from the destination, so nothing stale is replayed).
+5. `loader.publish` replaces every raw table from landing in one transaction (and
+   refuses cars without a single option between them).
+A failure in 1-4 leaves `raw` untouched; a failure in 5 rolls back all of it.
 
-Memory hardly grows with the showroom: rows live in the spool files, dlt reads them
-back a page at a time, and its extract is told to write a page per line (so its
-normalize step never parses more than a page at once). What stays in memory per
-vehicle is its summary and reuse index entry, about 2.5 KiB. See docs/benchmarks.md.
-
-`allow_shrink=True` accepts a real large drop, including an empty showroom: then the
-three tables are emptied together in one statement (dlt would leave an empty child
-table's old rows in place, since it only replaces tables that receive rows).
+Temporary files: the working directory (the spool, dlt's pipeline directory) is
+removed when the load ends; a load killed with SIGKILL cannot, so every load first
+removes the working directories no live load holds (each holds a lock on its own).
 
 Timing: `LoadSummary.seconds` is the wall time of `load()` itself. `extracted_at` is
 the run's start (UTC), the same on every row of the run.
@@ -35,11 +25,13 @@ the run's start (UTC), the same on every row of the run.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
+import fcntl
 import logging
+import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,27 +39,22 @@ from pathlib import Path
 import dlt
 import psycopg2
 from dlt.pipeline.exceptions import PipelineStepFailed
-from psycopg2 import sql
 
-from athlon_flex.database import (
-    DatabaseError,
-    PostgresConnection,
-    connect,
-    ensure_postgres,
-)
+from athlon_flex.database import DatabaseError, PostgresConnection, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.http import ApiError
-from loader.previous import PreviousSnapshot
+from loader.publish import NoOptionsError, publish, read_previous
 from loader.settings import (
     CLUSTERS_TABLE,
-    DATASET_NAME,
+    LANDING_DATASET,
     OPTIONS_TABLE,
     PIPELINE_NAME,
     VEHICLES_TABLE,
+    WORKDIR_PREFIX,
 )
-from loader.shapes import Row, ShapeError
-from loader.showroom import Showroom, fetch_showroom, reused_pages
+from loader.shapes import ShapeError
+from loader.showroom import Showroom, fetch_showroom
 from loader.source import athlon_showroom
 from loader.spool import PAGE_ROWS, RowSpool
 
@@ -75,6 +62,9 @@ log = logging.getLogger(__name__)
 
 # Rows per table that dlt's normalize step buffers before writing its load files.
 NORMALIZE_BUFFER_ROWS = 1000
+# Load jobs dlt runs at once (its default is 20).
+LOAD_WORKERS = 4
+_LOCK_FILE = ".lock"
 
 UNCHANGED = "raw tables left unchanged"
 
@@ -111,16 +101,12 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     """Replace `raw` with the showroom as the API shows it now, or raise LoadError."""
     started = time.perf_counter()
     extracted_at = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="athlon-load-") as workdir:
-        work = Path(workdir)
-        fetched = RowSpool(work / "fetched.pickle")
-        stored = RowSpool(work / "stored.pickle")
+    with _workdir() as work:
+        spool = RowSpool(work / "details.pickle")
         try:
             connection = ensure_postgres(settings)
-            previous = PreviousSnapshot(connection)
-            showroom = asyncio.run(
-                _fetch(settings, previous, stored, extracted_at, fetched)
-            )
+            baseline, index = read_previous(connection)
+            showroom = asyncio.run(fetch_showroom(settings, index, extracted_at, spool))
         except (ApiError, ShapeError) as error:
             raise LoadError(f"{error}; {UNCHANGED}") from error
         except (DatabaseError, psycopg2.Error) as error:
@@ -128,40 +114,31 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
                 f"Could not read the current raw tables: {error}; {UNCHANGED}"
             ) from error
         finally:
-            fetched.close()
-            stored.close()
+            spool.close()
         if showroom.unknown_fields:
             log.info(
                 "API fields not loaded (not in loader.shapes): %s",
                 ", ".join(sorted(showroom.unknown_fields)),
             )
-        counts = {
-            CLUSTERS_TABLE: len(showroom.clusters),
-            VEHICLES_TABLE: fetched.rows + len(showroom.reused),
-            OPTIONS_TABLE: fetched.options + previous.option_count(showroom.reused),
-        }
-        _check_plausible(
-            counts,
-            previous.vehicle_count,
-            settings,
-            allow_shrink=allow_shrink,
-        )
-        if counts[VEHICLES_TABLE]:
-            vehicle_pages = itertools.chain(
-                fetched.pages(), reused_pages(stored, showroom.reused, extracted_at)
-            )
-            _write(showroom.clusters, vehicle_pages, connection, work / "dlt")
-        else:
-            _empty_raw(connection)
+        _check_plausible(showroom, baseline, settings, allow_shrink=allow_shrink)
+        _land(showroom, spool, connection, work / "dlt")
+        try:
+            rows = publish(connection, extracted_at)
+        except NoOptionsError as error:
+            raise LoadError(f"{error}; {UNCHANGED}") from error
+        except psycopg2.Error as error:
+            raise LoadError(
+                f"Publishing the load to raw failed: {error}; {UNCHANGED}"
+            ) from error
 
     stats = showroom.stats
     summary = LoadSummary(
-        rows=counts,
+        rows=rows,
         requests=stats.requests,
         retries=stats.retries,
         seconds=round(time.perf_counter() - started, 3),
-        details_fetched=fetched.rows,
-        details_reused=len(showroom.reused),
+        details_fetched=showroom.fetched,
+        details_reused=showroom.reused,
         max_in_flight=stats.max_in_flight,
         anonymous_fallbacks=showroom.anonymous_fallbacks,
         extracted_at=extracted_at,
@@ -170,47 +147,49 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     return summary
 
 
-async def _fetch(
-    settings: Settings,
-    previous: PreviousSnapshot,
-    stored: RowSpool,
-    extracted_at: datetime,
-    fetched: RowSpool,
-) -> Showroom:
-    """Fetch the showroom while a thread copies the current raw snapshot."""
-    opening = asyncio.ensure_future(asyncio.to_thread(previous.read, stored))
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    """A fresh working directory, locked while this load runs, removed after it.
+
+    First removes the directories of loads that were killed: those whose lock no
+    process holds (the kernel drops a killed process's locks).
+    """
+    for stale in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        lock = stale / _LOCK_FILE
+        try:
+            with lock.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(stale, ignore_errors=True)
+                log.info("Removed %s, left by a load that was killed", stale)
+        except BlockingIOError:
+            continue  # a live load's
+        except OSError:
+            continue  # not ours to judge (not a directory, no permission)
+    work = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
     try:
-        return await fetch_showroom(settings, opening, extracted_at, fetched)
+        with (work / _LOCK_FILE).open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield work
     finally:
-        # After a failed fetch the read may still run (a thread cannot be cancelled):
-        # wait for it, and take its outcome so asyncio has nothing left to report.
-        await asyncio.wait([opening])
-        if not opening.cancelled():
-            opening.exception()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _check_plausible(
-    counts: dict[str, int], baseline: int, settings: Settings, *, allow_shrink: bool
+    showroom: Showroom, baseline: int, settings: Settings, *, allow_shrink: bool
 ) -> None:
     """Refuse a picture that is more likely an API fault than the real showroom.
 
-    `counts` are the rows per table this run would load; `baseline` is the number of
-    vehicles in `raw.vehicles` before this run.
+    `baseline` is the number of vehicles in `raw.vehicles` before this run.
     """
-    count = counts[VEHICLES_TABLE]
+    count = len(showroom.summaries)
     if count == 0:
         if allow_shrink:
             log.warning("The showroom is empty; emptying raw (allow_shrink)")
             return
         raise LoadError(
-            f"Athlon API showed an empty showroom ({counts[CLUSTERS_TABLE]} clusters, "
+            f"Athlon API showed an empty showroom ({len(showroom.clusters)} clusters, "
             f"0 vehicles; raw.vehicles has {baseline}); {UNCHANGED}. If the showroom "
             "really is empty, load again with allow_shrink (--allow-shrink)."
-        )
-    if counts[OPTIONS_TABLE] == 0:
-        raise LoadError(
-            f"Athlon API answered no options for any of the {count} vehicles; "
-            f"{UNCHANGED}"
         )
     if baseline == 0 or count >= baseline:
         return
@@ -233,64 +212,42 @@ def _check_plausible(
     )
 
 
-def _write(
-    clusters: list[Row],
-    vehicle_pages: Iterable[list[Row]],
+def _land(
+    showroom: Showroom,
+    spool: RowSpool,
     connection: PostgresConnection,
     pipelines_dir: Path,
 ) -> None:
-    """Run dlt over the rows in the run's throw-away working directory."""
+    """dlt: extract, normalize and load the run into `raw_landing`."""
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         pipelines_dir=str(pipelines_dir),
-        destination=dlt.destinations.postgres(
-            credentials=connection.dlt_credentials(),
-            replace_strategy="insert-from-staging",
-        ),
-        dataset_name=DATASET_NAME,
+        destination=dlt.destinations.postgres(credentials=connection.dlt_credentials()),
+        dataset_name=LANDING_DATASET,
     )
-    # Nothing of a previous run may come back: no state or schema from `raw`.
+    # Nothing of a previous run may come back: no state or schema from landing.
     pipeline.config.restore_from_destination = False
     # dlt buffers 5,000 items per table before writing (extract and normalize). In
-    # extract an item is a whole vehicle with its options, and normalize parses each
-    # buffer as one line: ~100 MiB per 1,000 vehicles. Smaller buffers keep both
-    # steps' memory flat at a negligible cost in time.
+    # extract an item is a page of cars with their options, and normalize parses each
+    # buffer as one line: smaller buffers keep both steps' memory flat. The load step
+    # reads each INSERT file whole, so normalize starts a new file every so many rows.
     buffer = {
         "sources.data_writer.buffer_max_items": PAGE_ROWS,
         "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
+        "normalize.data_writer.file_max_items": NORMALIZE_BUFFER_ROWS,
+        # Each load job holds its file's statements: a few at once, not one per file.
+        "load.workers": LOAD_WORKERS,
     }
+    source = athlon_showroom(showroom.clusters, showroom.summaries, spool.pages())
     try:
         with dlt.config.values(buffer):
-            # CSV + COPY is ~2x faster than dlt's INSERT batches for ~20k option
-            # rows. dlt's COPY reads "" as NULL in nullable columns; shapes makes
-            # that a no-op (required columns are NOT NULL, optional "" is None).
-            pipeline.run(
-                athlon_showroom(clusters, vehicle_pages), loader_file_format="csv"
-            )
+            # INSERT, not CSV + COPY: dlt's COPY reads "" as NULL in nullable columns,
+            # and every column but the keys is nullable.
+            pipeline.run(source)
     except PipelineStepFailed as error:
         raise LoadError(
             f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
         ) from error
-
-
-def _empty_raw(connection: PostgresConnection) -> None:
-    """Empty the three tables in one statement (allow_shrink and no vehicles)."""
-    tables = (CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE)
-    with connect(connection) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = %s and table_name = any(%s)",
-            (DATASET_NAME, list(tables)),
-        )
-        existing = [name for (name,) in cursor.fetchall()]
-        if existing:
-            cursor.execute(
-                sql.SQL("truncate {}").format(
-                    sql.SQL(", ").join(
-                        sql.Identifier(DATASET_NAME, name) for name in existing
-                    )
-                )
-            )
 
 
 __all__ = ["LoadError", "LoadSummary", "load"]

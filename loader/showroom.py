@@ -1,38 +1,40 @@
-"""Fetch the whole showroom into validated rows on disk, before anything is written.
+"""Fetch the whole showroom: clusters, every car's summary, the details that changed.
 
 Order of a run: sign in (if configured) → `GET VehicleCluster` → one
 `GET VehicleVariation` per cluster (all at once, bounded by the shared limit) → one
-`GET Vehicle` per vehicle whose details cannot be reused (a fixed pool of workers,
-again bounded by the shared limit). Any request that fails for good, or any answer of
-the wrong shape, cancels the rest and raises; the caller turns that into a LoadError
-before dlt sees a single row.
+`GET Vehicle` per car whose details cannot be reused (a fixed pool of workers, again
+bounded by the shared limit). A request that fails for good cancels the rest and
+raises; the caller refuses the load before anything is written.
 
-Memory: each fetched vehicle's row goes straight into a `RowSpool` (a file in the
-run's working directory), as the stored rows went into another while the summaries
-were fetched (`PreviousSnapshot.read`); only the reused vehicles' summaries stay in
-memory, and `reused_pages` joins them to their stored rows while dlt reads. So the
-run never holds the showroom, let alone twice.
+Complete: each cluster's list must account for the cluster's `vehicleCount`. A
+shorter list is asked for again (the API has answered [] for whole makes while still
+counting their cars), and if it stays short the load fails naming the cluster and both
+counts. Tolerant per car: an odd field, odd details or an unusable id never fail the
+load (see `loader.shapes`); each odd car gets one warning naming it. Ids are
+lower-cased; a car listed twice (in another case, or in two clusters) is kept once.
 
-Details are the expensive part (one request per vehicle). A vehicle's stored row is
-reused when its summary hash (the VehicleVariation JSON plus who asked) is unchanged and
-its details are younger than `athlon_details_refresh_hours` (see `PreviousSnapshot`).
+Details are the expensive part (one request per car). A car's details are reused when
+its summary hash (the VehicleVariation JSON plus who asked) is unchanged and they are
+younger than `athlon_details_refresh_hours`; fetched rows go to a spool file, not into
+memory, until dlt reads them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from athlon_flex.settings import Settings
 from loader.account import Identity, sign_in
 from loader.http import ApiClient, ApiError, HttpStats, RequestLimiter, RetryPolicy
-from loader.previous import PreviousSnapshot
 from loader.settings import (
     CLUSTERS_ENDPOINT,
+    COMPLETENESS_RETRIES,
     DETAILS_ENDPOINT,
     PROGRESS_STEP,
     SEGMENT,
@@ -43,11 +45,10 @@ from loader.shapes import (
     Row,
     ShapeError,
     cluster_row,
-    detail_columns,
+    detail_row,
     expect_list,
-    summary_columns,
     summary_hash,
-    vehicle_row,
+    summary_row,
 )
 from loader.spool import RowSpool
 
@@ -58,46 +59,44 @@ T = TypeVar("T")
 # no request slot, so a few spare workers keep the limit busy.
 _WORKERS_PER_SLOT = 2
 
-
-@dataclass
-class Planned:
-    """A vehicle whose summary is validated and hashed: to reuse or to fetch."""
-
-    summary: Row
-    hash_: str
+# vehicle id -> (summary hash, details fetched at) of the details the last load kept
+ReuseIndex = dict[str, tuple[str, datetime]]
 
 
 @dataclass(repr=False)
 class Showroom:
-    """What the API showed besides the fetched rows (those are in the caller's spool).
-
-    `reused` holds the plans of the vehicles whose details are reused, completed from
-    their stored rows by `reused_pages`. No generated repr: asyncio formats the
-    result of the finished task.
-    """
+    """What the API showed: clusters and summaries in memory, details in the spool."""
 
     clusters: list[Row]
-    reused: dict[str, Planned]
+    summaries: list[Row]
+    fetched: int = 0
+    reused: int = 0
     anonymous_fallbacks: int = 0
     unknown_fields: set[str] = field(default_factory=set)
     stats: HttpStats = field(default_factory=HttpStats)
 
-    def __repr__(self) -> str:
-        return f"Showroom({len(self.clusters)} clusters, {len(self.reused)} reused)"
+    def __repr__(self) -> str:  # asyncio formats the result of a finished task
+        return f"Showroom({len(self.clusters)} clusters, {len(self.summaries)} cars)"
+
+
+def reusable(index: ReuseIndex, row: Row, now: datetime, refresh_hours: float) -> bool:
+    """Whether the kept details of this car still hold (same summary, fresh enough).
+
+    Each car's age limit is spread between half and all of `refresh_hours` (stable per
+    id), so after a full load the refreshes trickle in instead of all at once.
+    """
+    kept = index.get(row["id"])
+    if kept is None or kept[0] != row["summary_hash"]:
+        return False
+    digest = hashlib.sha256(row["id"].encode()).digest()
+    spread = 0.5 + int.from_bytes(digest[:4], "big") / 2**33
+    return now - kept[1] < timedelta(hours=refresh_hours * spread)
 
 
 async def fetch_showroom(
-    settings: Settings,
-    previous: Awaitable[PreviousSnapshot],
-    extracted_at: datetime,
-    fetched: RowSpool,
+    settings: Settings, index: ReuseIndex, extracted_at: datetime, spool: RowSpool
 ) -> Showroom:
-    """Everything the API shows now; ApiError or ShapeError on any failure.
-
-    `previous` (the raw snapshot being read) is awaited only once the summaries are
-    in, so copying it overlaps the first requests. Rows of fetched vehicles go to
-    `fetched` as they arrive.
-    """
+    """Everything the API shows now; ApiError or ShapeError if it cannot be had."""
     limiter = RequestLimiter(settings.athlon_max_concurrency)
     policy = RetryPolicy(
         settings.athlon_http_max_retries, settings.athlon_http_backoff_seconds
@@ -125,8 +124,8 @@ async def fetch_showroom(
             gross_yearly_income=settings.gross_yearly_income,
             apply_loonheffingskorting=settings.apply_loonheffingskorting,
         )
-        run = _Run(settings, previous, extracted_at, identity, member, new_client)
-        showroom = await run.fetch(fetched)
+        run = _Run(settings, extracted_at, identity, member, new_client)
+        showroom = await run.fetch(index, spool)
         showroom.stats = limiter.stats
         return showroom
     finally:
@@ -135,46 +134,18 @@ async def fetch_showroom(
             await run.anonymous.aclose()
 
 
-def reused_pages(
-    stored: RowSpool, reused: dict[str, Planned], extracted_at: datetime
-) -> Iterator[list[Row]]:
-    """The reused vehicles' rows, a page at a time: this run's summary, stored details.
-
-    `stored` is the spool `PreviousSnapshot.read` filled; vehicles no longer listed
-    or whose details are refetched are skipped.
-    """
-    for page in stored.pages():
-        rows = []
-        for row in page:
-            plan = reused.get(row["id"])
-            if plan is not None:
-                rows.append(
-                    vehicle_row(
-                        plan.summary,
-                        row,
-                        hash_=plan.hash_,
-                        extracted_at=extracted_at,
-                        details_fetched_at=row["details_fetched_at"],
-                    )
-                )
-        if rows:
-            yield rows
-
-
 class _Run:
     """One fetch: the clients, the identity and the counters it accumulates."""
 
     def __init__(
         self,
         settings: Settings,
-        previous: Awaitable[PreviousSnapshot],
         extracted_at: datetime,
         identity: Identity,
         member: ApiClient,
         new_client: Callable[[], ApiClient],
     ) -> None:
         self.settings = settings
-        self._previous = previous
         self.extracted_at = extracted_at
         self.identity = identity
         self.member = member
@@ -185,36 +156,29 @@ class _Run:
         self.fallbacks = 0
         self.done = 0
 
-    async def fetch(self, spool: RowSpool) -> Showroom:
+    async def fetch(self, index: ReuseIndex, spool: RowSpool) -> Showroom:
         clusters = await self._clusters()
-        summaries = await _all(self._summaries(cluster) for cluster in clusters)
-        _refuse_duplicates(clusters, summaries)
-        # The copy of the stored snapshot ran while the summaries were asked for.
-        previous = await self._previous
-        refresh_hours = self.settings.athlon_details_refresh_hours
-        to_fetch: list[Planned] = []
-        reused: dict[str, Planned] = {}
-        for plans in summaries:
-            for plan in plans:
-                vehicle_id = plan.summary["id"]
-                if previous.reusable(
-                    vehicle_id, plan.hash_, self.extracted_at, refresh_hours
-                ):
-                    reused[vehicle_id] = plan
-                else:
-                    to_fetch.append(plan)
-        del summaries
+        lists = await _all(self._summaries(cluster) for cluster in clusters)
+        summaries = _once_each(clusters, lists)
+        hours = self.settings.athlon_details_refresh_hours
+        to_fetch = [
+            row
+            for row in summaries
+            if not reusable(index, row, self.extracted_at, hours)
+        ]
         log.info(
             "Showroom: %d clusters, %d vehicles; fetching details of %d, reusing %d",
             len(clusters),
-            len(to_fetch) + len(reused),
+            len(summaries),
             len(to_fetch),
-            len(reused),
+            len(summaries) - len(to_fetch),
         )
         await self._fetch_details(to_fetch, spool)
         return Showroom(
             clusters=clusters,
-            reused=reused,
+            summaries=summaries,
+            fetched=len(to_fetch),
+            reused=len(summaries) - len(to_fetch),
             anonymous_fallbacks=self.fallbacks,
             unknown_fields=self.unknown,
         )
@@ -222,23 +186,22 @@ class _Run:
     async def _clusters(self) -> list[Row]:
         where = f"GET {CLUSTERS_ENDPOINT}"
         payload = await self.member.get(CLUSTERS_ENDPOINT, {"Filters.Segment": SEGMENT})
-        clusters = [
-            cluster_row(item, self.extracted_at, self.unknown)
-            for item in expect_list(payload, where)
-        ]
-        seen: set[tuple[str, str]] = set()
-        for cluster in clusters:
-            key = (cluster["make"], cluster["model"])
-            if key in seen:
+        clusters: dict[tuple[str, str], Row] = {}
+        for item in expect_list(payload, where):
+            problems: list[str] = []
+            row = cluster_row(item, self.extracted_at, self.unknown, problems)
+            key = (row["make"], row["model"])
+            if key in clusters:
                 raise ShapeError(f"{where}: cluster {key[0]} {key[1]} appears twice")
-            seen.add(key)
-        return clusters
+            if problems:
+                log.warning("Cluster %s %s: %s (null)", *key, "; ".join(problems))
+            clusters[key] = row
+        return list(clusters.values())
 
-    async def _summaries(self, cluster: Row) -> list[Planned]:
-        """The summaries of one cluster, validated and hashed.
+    async def _summaries(self, cluster: Row) -> list[Row]:
+        """The cluster's summary rows; its list must hold at least `vehicleCount`.
 
-        No profile filters: the whole showroom. The answer's JSON is dropped once
-        its summaries and hashes are taken.
+        No profile filters: the whole showroom.
         """
         params = {
             "Filters.Segment": SEGMENT,
@@ -248,62 +211,90 @@ class _Run:
         }
         name = f"{cluster['make']} {cluster['model']}"
         where = f"GET {VARIATIONS_ENDPOINT} for {name}"
-        payload = await self.member.get(VARIATIONS_ENDPOINT, params, subject=name)
-        return [
-            Planned(
-                summary_columns(item, where, self.unknown),
-                summary_hash(item, self.identity.context),
+        count = cluster["vehicle_count"]
+        for attempt in range(COMPLETENESS_RETRIES + 1):
+            payload = await self.member.get(VARIATIONS_ENDPOINT, params, subject=name)
+            items = expect_list(payload, where)
+            if len(items) >= count:
+                break
+            log.info(
+                "%s listed %d vehicles of the %d its cluster counts (try %d of %d)",
+                where,
+                len(items),
+                count,
+                attempt + 1,
+                COMPLETENESS_RETRIES + 1,
             )
-            for item in expect_list(payload, where)
-        ]
+        else:
+            raise ShapeError(
+                f"{where} listed {len(items)} vehicles, but {CLUSTERS_ENDPOINT} counts "
+                f"{count} in that cluster (asked {COMPLETENESS_RETRIES + 1} times)"
+            )
+        rows = []
+        for item in items:
+            problems: list[str] = []
+            row = summary_row(item, cluster, self.unknown, problems)
+            if row is None:
+                shown = item.get("id") if isinstance(item, dict) else item
+                log.warning(
+                    "%s: skipped a vehicle without a usable id (%.80r)", where, shown
+                )
+                continue
+            if problems:
+                log.warning(
+                    "Vehicle %s (%s): %s (null)", row["id"], where, _join(problems)
+                )
+            row["summary_hash"] = summary_hash(item, self.identity.context)
+            row["extracted_at"] = self.extracted_at
+            rows.append(row)
+        return rows
 
-    async def _fetch_details(self, plans: list[Planned], spool: RowSpool) -> None:
-        """Fetch each plan's details and spool its row as soon as it arrives."""
-        pending = iter(plans)
-        total = len(plans)
+    async def _fetch_details(self, rows: list[Row], spool: RowSpool) -> None:
+        """Fetch each car's details and spool its row as soon as it arrives."""
+        pending = iter(rows)
+        total = len(rows)
 
         async def worker() -> None:
-            for plan in pending:  # shared: each plan goes to exactly one worker
-                details = await self._details(plan, total)
-                spool.add(
-                    vehicle_row(
-                        plan.summary,
-                        details,
-                        hash_=plan.hash_,
-                        extracted_at=self.extracted_at,
-                        details_fetched_at=self.extracted_at,
-                    )
-                )
+            for row in pending:  # shared: each car goes to exactly one worker
+                spool.add(await self._details(row, total))
 
         workers = min(total, _WORKERS_PER_SLOT * self.settings.athlon_max_concurrency)
         await _all(worker() for _ in range(workers))
 
-    async def _details(self, plan: Planned, total: int) -> Row:
-        """`GET Vehicle` for one vehicle; a member's 404 is retried anonymously."""
-        vehicle_id = plan.summary["id"]
+    async def _details(self, summary: Row, total: int) -> Row:
+        """`GET Vehicle` for one car as a details row; a member's 404 is retried
+        anonymously. Odd content is null, with one warning naming the car."""
+        vehicle_id = summary["id"]
         params = {"Segment": SEGMENT, "VehicleId": vehicle_id}
         params.update(self.identity.detail_params)
+        subject = f"vehicle {vehicle_id}"
         try:
-            payload = await self.member.get(
-                DETAILS_ENDPOINT, params, subject=f"vehicle {vehicle_id}"
-            )
+            payload = await self.member.get(DETAILS_ENDPOINT, params, subject=subject)
         except ApiError as error:
             if not (error.status == 404 and self.identity.logged_in):
                 raise
             # Not leasable for this member: the public showroom still shows it.
-            log.debug(
-                "Vehicle %s not leasable for the member; fetching anonymously",
-                vehicle_id,
-            )
+            log.debug("Vehicle %s not leasable for the member: anonymous", vehicle_id)
             self.fallbacks += 1
             if self.anonymous is None:
                 self.anonymous = self._new_client()
             payload = await self.anonymous.get(
-                DETAILS_ENDPOINT, params, subject=f"vehicle {vehicle_id}"
+                DETAILS_ENDPOINT, params, subject=subject
             )
-        details = detail_columns(payload, vehicle_id, self.extracted_at, self.unknown)
+        problems: list[str] = []
+        row = detail_row(payload, vehicle_id, self.unknown, problems)
+        row["summary_hash"] = summary["summary_hash"]
+        # Details with a problem are not kept for reuse: the next run asks again.
+        row["details_fetched_at"] = None if problems else self.extracted_at
+        if problems:
+            log.warning(
+                "Vehicle %s (GET %s): %s; loaded with those values null",
+                vehicle_id,
+                DETAILS_ENDPOINT,
+                _join(problems),
+            )
         self._progress(total)
-        return details
+        return row
 
     def _progress(self, total: int) -> None:
         before = self.done
@@ -318,19 +309,30 @@ class _Run:
             )
 
 
-def _refuse_duplicates(clusters: list[Row], planned: list[list[Planned]]) -> None:
-    """A vehicle listed under two clusters is an API fault (checked in list order)."""
-    cluster_of: dict[str, str] = {}
-    for cluster, plans in zip(clusters, planned, strict=True):
+def _join(problems: list[str]) -> str:
+    shown = "; ".join(problems[:5])
+    return shown + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+
+
+def _once_each(clusters: list[Row], lists: list[list[Row]]) -> list[Row]:
+    """Every car once: the first listing wins, a second one is warned about."""
+    first: dict[str, str] = {}
+    cars = []
+    for cluster, rows in zip(clusters, lists, strict=True):
         name = f"{cluster['make']} {cluster['model']}"
-        for plan in plans:
-            vehicle_id = plan.summary["id"]
-            if vehicle_id in cluster_of:
-                raise ShapeError(
-                    f"GET {VARIATIONS_ENDPOINT} for {name}: vehicle {vehicle_id} was "
-                    f"already listed under {cluster_of[vehicle_id]}"
+        for row in rows:
+            if row["id"] in first:
+                log.warning(
+                    "Vehicle %s is listed twice (in %s and %s, ids compared without "
+                    "case); loaded once",
+                    row["id"],
+                    first[row["id"]],
+                    name,
                 )
-            cluster_of[vehicle_id] = name
+                continue
+            first[row["id"]] = name
+            cars.append(row)
+    return cars
 
 
 async def _all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:

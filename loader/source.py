@@ -1,10 +1,13 @@
-"""The dlt source of the Athlon Flex showroom: three tables in dataset `raw`.
+"""The dlt source of the Athlon Flex showroom, landed in dataset `raw_landing`.
 
-The resources yield rows that `loader.showroom` already fetched and validated: the
-clusters from memory, the vehicles page by page from the run's spool files, so dlt
-never starts before the whole showroom is known to be good (see `loader.pipeline`)
-and never holds more than a page of vehicles. Column hints come from `loader.shapes`;
-the schema contract is explained in `loader/__init__.py`.
+Three resources:
+- `vehicle_clusters` (replace): one row per make + model;
+- `vehicles` (replace): the run's list of cars, one summary row each;
+- `vehicle_details` (merge on `id`): details, pricing and the `options` child of the
+  cars whose details were fetched this run; the others keep the row of the run that
+  fetched them, which is how a steady run reuses details without asking again.
+`loader.publish` then builds `raw` from these in one transaction. Column hints come
+from `loader.shapes`; the schema contract is explained in `loader/__init__.py`.
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from loader.settings import CLUSTERS_TABLE, SOURCE_NAME, VEHICLES_TABLE
+from loader.settings import (
+    CLUSTERS_TABLE,
+    LANDING_DETAILS,
+    LANDING_SUMMARIES,
+    SOURCE_NAME,
+)
 from loader.shapes import (
     CLUSTER_COLUMNS,
     CLUSTER_KEY,
+    DETAIL_COLUMNS,
     OPTION_COLUMNS,
-    VEHICLE_COLUMNS,
-    VEHICLE_KEY,
+    SUMMARY_COLUMNS,
     Row,
 )
 
@@ -36,28 +44,39 @@ SCHEMA_CONTRACT: dict[str, Any] = {
 }
 
 
-def _row_key(*parts: str) -> str:
+def row_key(*parts: str) -> str:
     """A stable `_dlt_id` from the natural key (dlt would draw a random one).
 
     Stable ids make two runs over an unchanged showroom differ only in `extracted_at`
-    and `_dlt_load_id`; the options' `_dlt_id`/`_dlt_parent_id` follow from it.
+    and `_dlt_load_id`; a car's summary and details rows share one, so the options'
+    `_dlt_parent_id` points at the car's row in `raw.vehicles`.
     """
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
 def athlon_showroom(
-    clusters: list[Row], vehicle_pages: Iterable[list[Row]]
+    clusters: list[Row], summaries: list[Row], detail_pages: Iterable[list[Row]]
 ) -> Sequence[DltResource]:
-    """The showroom at one moment: its clusters and its vehicles with their options.
+    """The showroom at one moment: clusters, cars, and the details fetched now."""
+    return (
+        vehicle_clusters(clusters),
+        vehicles(summaries),
+        vehicle_details(detail_pages),
+    )
 
-    Args:
-        clusters: rows of `GET VehicleCluster` (see `shapes.cluster_row`).
-        vehicle_pages: pages of rows of `GET VehicleVariation` merged with
-            `GET Vehicle`, each with an `options` list (see `shapes.vehicle_row`);
-            read once, lazily, during dlt's extract.
-    """
-    return (vehicle_clusters(clusters), vehicles_resource(vehicle_pages))
+
+def _pages(rows: Iterable[list[Row]], *key: str) -> Iterator[Any]:
+    """Pages of rows with their stable `_dlt_id`; an empty table still gets a job."""
+    empty = True
+    for page in rows:
+        for row in page:
+            row["_dlt_id"] = row_key(*(row[part] for part in key))
+        if page:
+            empty = False
+            yield page  # one list is one item for dlt: far cheaper than row by row
+    if empty:
+        yield dlt.mark.materialize_table_schema()
 
 
 @dlt.resource(
@@ -67,40 +86,33 @@ def athlon_showroom(
     columns=CLUSTER_COLUMNS,
 )
 def vehicle_clusters(rows: list[Row]) -> Iterator[Any]:
-    """`raw.vehicle_clusters`: one row per make + model (`GET VehicleCluster`).
-
-    Replaced as a whole every run; `uri` is the cluster's showroom page.
-    """
-    for row in rows:
-        row["_dlt_id"] = _row_key(row["make"], row["model"])
-    # One list is one page for dlt: far cheaper than yielding row by row. An empty
-    # table still gets a (truncating) job through the materialize marker.
-    yield rows if rows else dlt.mark.materialize_table_schema()
+    """One row per make + model (`GET VehicleCluster`), replaced every run."""
+    yield from _pages([rows], *CLUSTER_KEY)
 
 
 @dlt.resource(
-    name=VEHICLES_TABLE,
-    primary_key=list(VEHICLE_KEY),
+    name=LANDING_SUMMARIES,
+    primary_key="id",
     write_disposition="replace",
-    columns=VEHICLE_COLUMNS,
+    columns=SUMMARY_COLUMNS,
+)
+def vehicles(rows: list[Row]) -> Iterator[Any]:
+    """One row per car in the showroom now (`GET VehicleVariation`), replaced."""
+    yield from _pages([rows], "id")
+
+
+@dlt.resource(
+    name=LANDING_DETAILS,
+    primary_key="id",
+    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    columns=DETAIL_COLUMNS,
     nested_hints={"options": dlt.mark.make_nested_hints(columns=OPTION_COLUMNS)},
 )
-def vehicles_resource(pages: Iterable[list[Row]]) -> Iterator[Any]:
-    """`raw.vehicles` (one row per vehicle) and its child `raw.vehicles__options`.
+def vehicle_details(pages: Iterable[list[Row]]) -> Iterator[Any]:
+    """Details of the cars fetched this run (`GET Vehicle`), merged on `id`.
 
-    Summary (`GET VehicleVariation`) and details (`GET Vehicle`) of each vehicle in
-    one row, nested objects flattened as `details__*` / `pricing__*`; the `options`
-    list becomes the child table (one row per option, carrying `vehicle_id`). The
-    child's key (`vehicle_id`, `id`) is validated by the loader, not declared to dlt:
-    dlt treats a nested table with a primary key as a root table and would drop its
-    `_dlt_parent_id` link.
+    The `options` list becomes the child table `vehicle_details__options`, replaced
+    with its parent. Its key (`vehicle_id`, `id`) is kept by `shapes`, not declared:
+    dlt treats a nested table with a primary key as a root table.
     """
-    empty = True
-    for page in pages:
-        for row in page:
-            row["_dlt_id"] = _row_key(row["id"])
-        if page:
-            empty = False
-            yield page
-    if empty:
-        yield dlt.mark.materialize_table_schema()
+    yield from _pages(pages, "id")

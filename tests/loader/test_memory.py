@@ -38,7 +38,9 @@ def _first_and_steady_peaks(
     api: FakeShowroom, settings: Settings, db: Any
 ) -> tuple[float, float]:
     with db.cursor() as cursor:
-        cursor.execute("drop schema if exists raw, raw_staging cascade")
+        cursor.execute(
+            "drop schema if exists raw, raw_landing, raw_landing_staging cascade"
+        )
     first, first_peak = _peak_mib(settings)
     steady, steady_peak = _peak_mib(settings)
     vehicles = len(api.catalog.vehicles)
