@@ -1,22 +1,25 @@
-"""The load stage: fetch and check the whole showroom, land it with dlt, publish `raw`.
+"""The load stage: dlt fetches the showroom, the loader checks it, dlt lands it, and
+one transaction publishes `raw`.
 
 Steps of `load()`, inside one temporary working directory:
 1. Read the shrink baseline (cars in `raw.vehicles`) and which cars' details are kept
-   in `raw_landing` (`loader.publish.read_previous`).
-2. Fetch the showroom (`loader.showroom`): clusters and summaries into memory, the
-   details that are not reused into a spool file. Incomplete lists, failed requests
-   and unaccountable answers raise here.
-3. Refuse implausible pictures: an empty showroom or a shrink of more than
-   ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (both unless `allow_shrink`).
-4. dlt extracts, normalizes and loads into `raw_landing` (a fresh pipeline directory,
-   no state restored from the destination, so nothing stale is replayed).
-5. `loader.publish` replaces every raw table from landing in one transaction (and
-   refuses cars without a single option between them).
+   in `raw_landing` (`loader.publish.read_previous`); sign in if configured.
+2. `pipeline.extract()`: the source (`loader.source`) asks the API for everything and
+   dlt writes the items to its files on disk. A request that fails for good, a
+   cluster whose list stays short of its `vehicleCount`, an unaccountable answer
+   raise here.
+3. Checks on what was extracted: an empty showroom or a shrink of more than
+   ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` is refused (unless
+   `allow_shrink`).
+4. `pipeline.normalize()` and `pipeline.load()` into `raw_landing` (a fresh pipeline
+   directory, no state restored from the destination: nothing stale is replayed).
+5. `loader.publish` replaces every raw table from this load's landing rows in one
+   transaction (and refuses cars without a single option between them).
 A failure in 1-4 leaves `raw` untouched; a failure in 5 rolls back all of it.
 
-Temporary files: the working directory (the spool, dlt's pipeline directory) is
-removed when the load ends; a load killed with SIGKILL cannot, so every load first
-removes the working directories no live load holds (each holds a lock on its own).
+Temporary files: the working directory (dlt's pipeline directory) is removed when
+the load ends; a load killed with SIGKILL cannot, so every load first removes the
+working directories no live load holds (each holds a lock on its own).
 
 Timing: `LoadSummary.seconds` is the wall time of `load()` itself. `extracted_at` is
 the run's start (UTC), the same on every row of the run.
@@ -24,26 +27,27 @@ the run's start (UTC), the same on every row of the run.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dlt
 import psycopg2
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from athlon_flex.database import DatabaseError, PostgresConnection, ensure_postgres
+from athlon_flex.database import DatabaseError, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
-from loader.http import ApiError
+from loader.account import sign_in
+from loader.http import ApiClient, ApiError, RequestLimiter
 from loader.publish import NoOptionsError, publish, read_previous
 from loader.settings import (
     CLUSTERS_TABLE,
@@ -54,12 +58,12 @@ from loader.settings import (
     WORKDIR_PREFIX,
 )
 from loader.shapes import ShapeError
-from loader.showroom import Showroom, fetch_showroom
-from loader.source import athlon_showroom
-from loader.spool import PAGE_ROWS, RowSpool
+from loader.source import ReuseIndex, Showroom, athlon_showroom
 
 log = logging.getLogger(__name__)
 
+# Items dlt's extract buffers per table before writing them to its files.
+PAGE_ROWS = 100
 # Rows per table that dlt's normalize step buffers before writing its load files.
 NORMALIZE_BUFFER_ROWS = 1000
 # Load jobs dlt runs at once (its default is 20).
@@ -101,29 +105,51 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     """Replace `raw` with the showroom as the API shows it now, or raise LoadError."""
     started = time.perf_counter()
     extracted_at = datetime.now(UTC)
-    with _workdir() as work:
-        spool = RowSpool(work / "details.pickle")
+    limiter = RequestLimiter(settings.athlon_max_concurrency)
+
+    def new_client() -> ApiClient:
+        return ApiClient(
+            settings.athlon_api_url,
+            limiter,
+            max_retries=settings.athlon_http_max_retries,
+            backoff_seconds=settings.athlon_http_backoff_seconds,
+            timeout_seconds=settings.athlon_http_timeout_seconds,
+        )
+
+    with _workdir() as work, dlt.config.values(_dlt_config(settings)):
         try:
             connection = ensure_postgres(settings)
             baseline, index = read_previous(connection)
-            showroom = asyncio.run(fetch_showroom(settings, index, extracted_at, spool))
-        except (ApiError, ShapeError) as error:
-            raise LoadError(f"{error}; {UNCHANGED}") from error
         except (DatabaseError, psycopg2.Error) as error:
             raise LoadError(
                 f"Could not read the current raw tables: {error}; {UNCHANGED}"
             ) from error
-        finally:
-            spool.close()
+        pipeline = dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            pipelines_dir=str(work),
+            destination=dlt.destinations.postgres(
+                credentials=connection.dlt_credentials()
+            ),
+            dataset_name=LANDING_DATASET,
+        )
+        # Nothing of a previous run may come back: no state or schema from landing.
+        pipeline.config.restore_from_destination = False
+        showroom = _extract(settings, pipeline, new_client, index, extracted_at)
         if showroom.unknown_fields:
             log.info(
                 "API fields not loaded (not in loader.shapes): %s",
                 ", ".join(sorted(showroom.unknown_fields)),
             )
         _check_plausible(showroom, baseline, settings, allow_shrink=allow_shrink)
-        _land(showroom, spool, connection, work / "dlt")
         try:
-            rows = publish(connection, extracted_at)
+            pipeline.normalize()
+            info = pipeline.load()
+        except PipelineStepFailed as error:
+            raise LoadError(
+                f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
+            ) from error
+        try:
+            rows = publish(connection, extracted_at, info.loads_ids)
         except NoOptionsError as error:
             raise LoadError(f"{error}; {UNCHANGED}") from error
         except psycopg2.Error as error:
@@ -131,7 +157,7 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
                 f"Publishing the load to raw failed: {error}; {UNCHANGED}"
             ) from error
 
-    stats = showroom.stats
+    stats = limiter.stats
     summary = LoadSummary(
         rows=rows,
         requests=stats.requests,
@@ -145,6 +171,87 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     )
     log.info("Load: %s", summary)
     return summary
+
+
+def _dlt_config(settings: Settings) -> dict[str, Any]:
+    """dlt settings of a load: its thread pool, buffers and files.
+
+    The pool runs the per-cluster and per-car calls; twice the requests in flight, so
+    a call waiting out a back-off leaves no slot idle. dlt buffers 5,000 items per
+    table before writing (extract and normalize) and its load step reads each INSERT
+    file whole: small buffers and files keep every step's memory flat.
+    """
+    slots = settings.athlon_max_concurrency
+    return {
+        "extract.workers": 2 * slots,
+        "extract.max_parallel_items": 4 * slots,
+        "data_writer.buffer_max_items": PAGE_ROWS,
+        "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
+        "normalize.data_writer.file_max_items": NORMALIZE_BUFFER_ROWS,
+        "load.workers": LOAD_WORKERS,
+    }
+
+
+def _extract(
+    settings: Settings,
+    pipeline: dlt.Pipeline,
+    new_client: Callable[[], ApiClient],
+    index: ReuseIndex,
+    extracted_at: datetime,
+) -> Showroom:
+    """Sign in and let dlt extract the whole showroom; LoadError if it cannot."""
+    member = new_client()
+    showroom: Showroom | None = None
+    try:
+        password = settings.athlon_password
+        identity = sign_in(
+            member,
+            username=settings.athlon_username,
+            password=password.get_secret_value() if password else None,
+            gross_yearly_income=settings.gross_yearly_income,
+            apply_loonheffingskorting=settings.apply_loonheffingskorting,
+        )
+        showroom = Showroom(
+            member,
+            new_client,
+            identity,
+            index,
+            extracted_at,
+            settings.athlon_details_refresh_hours,
+        )
+        # INSERT, not CSV + COPY: dlt's COPY reads "" as NULL in nullable columns,
+        # and every column but the keys is nullable.
+        pipeline.extract(athlon_showroom(showroom))
+    except (ApiError, ShapeError) as error:
+        raise LoadError(f"{error}; {UNCHANGED}") from error
+    except PipelineStepFailed as error:
+        cause = _api_cause(error)
+        raise LoadError(
+            f"{cause or f'dlt failed in its extract step: {error.exception}'}; "
+            f"{UNCHANGED}"
+        ) from error
+    finally:
+        if showroom is not None:
+            showroom.close()
+        else:
+            member.close()
+    return showroom
+
+
+def _api_cause(error: BaseException) -> BaseException | None:
+    """The ApiError or ShapeError behind dlt's wrapping of a failed extract."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ApiError | ShapeError):
+            return current
+        seen.add(id(current))
+        current = (
+            getattr(current, "exception", None)
+            or current.__cause__
+            or (current.__context__)
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -181,13 +288,13 @@ def _check_plausible(
 
     `baseline` is the number of vehicles in `raw.vehicles` before this run.
     """
-    count = len(showroom.summaries)
+    count = showroom.cars
     if count == 0:
         if allow_shrink:
             log.warning("The showroom is empty; emptying raw (allow_shrink)")
             return
         raise LoadError(
-            f"Athlon API showed an empty showroom ({len(showroom.clusters)} clusters, "
+            f"Athlon API showed an empty showroom ({showroom.clusters} clusters, "
             f"0 vehicles; raw.vehicles has {baseline}); {UNCHANGED}. If the showroom "
             "really is empty, load again with allow_shrink (--allow-shrink)."
         )
@@ -210,44 +317,6 @@ def _check_plausible(
         f"{UNCHANGED}. If the drop is real, load again with allow_shrink "
         "(--allow-shrink)."
     )
-
-
-def _land(
-    showroom: Showroom,
-    spool: RowSpool,
-    connection: PostgresConnection,
-    pipelines_dir: Path,
-) -> None:
-    """dlt: extract, normalize and load the run into `raw_landing`."""
-    pipeline = dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        pipelines_dir=str(pipelines_dir),
-        destination=dlt.destinations.postgres(credentials=connection.dlt_credentials()),
-        dataset_name=LANDING_DATASET,
-    )
-    # Nothing of a previous run may come back: no state or schema from landing.
-    pipeline.config.restore_from_destination = False
-    # dlt buffers 5,000 items per table before writing (extract and normalize). In
-    # extract an item is a page of cars with their options, and normalize parses each
-    # buffer as one line: smaller buffers keep both steps' memory flat. The load step
-    # reads each INSERT file whole, so normalize starts a new file every so many rows.
-    buffer = {
-        "sources.data_writer.buffer_max_items": PAGE_ROWS,
-        "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
-        "normalize.data_writer.file_max_items": NORMALIZE_BUFFER_ROWS,
-        # Each load job holds its file's statements: a few at once, not one per file.
-        "load.workers": LOAD_WORKERS,
-    }
-    source = athlon_showroom(showroom.clusters, showroom.summaries, spool.pages())
-    try:
-        with dlt.config.values(buffer):
-            # INSERT, not CSV + COPY: dlt's COPY reads "" as NULL in nullable columns,
-            # and every column but the keys is nullable.
-            pipeline.run(source)
-    except PipelineStepFailed as error:
-        raise LoadError(
-            f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
-        ) from error
 
 
 __all__ = ["LoadError", "LoadSummary", "load"]

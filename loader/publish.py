@@ -83,12 +83,17 @@ def read_previous(connection: PostgresConnection) -> tuple[int, ReuseIndex]:
         return count, {row[0]: (row[1], row[2]) for row in cursor}
 
 
-def _selects(extracted_at: datetime, with_options: bool) -> dict[str, sql.Composable]:
-    """The query that yields each raw table's new contents, columns in order."""
+def _selects(
+    extracted_at: datetime, loads: list[str], with_options: bool
+) -> dict[str, sql.Composable]:
+    """The query that yields each raw table's new contents, columns in order: the
+    rows of this run's load (`loads`) only, whatever else landing still holds."""
+    this_load = sql.SQL("_dlt_load_id = any({})").format(sql.Literal(loads))
     cluster_columns = [*CLUSTER_COLUMNS, "_dlt_load_id", "_dlt_id"]
-    clusters = sql.SQL("select {} from {}").format(
+    clusters = sql.SQL("select {} from {} where {}").format(
         sql.SQL(", ").join(map(sql.Identifier, cluster_columns)),
         _landing(CLUSTERS_TABLE),
+        this_load,
     )
     vehicle_values = []
     for column in (*VEHICLE_COLUMNS, "_dlt_load_id", "_dlt_id"):
@@ -100,10 +105,13 @@ def _selects(extracted_at: datetime, with_options: bool) -> dict[str, sql.Compos
         else:
             value = sql.SQL("s.{}").format(name)
         vehicle_values.append(sql.SQL("{} as {}").format(value, name))
-    vehicles = sql.SQL("select {} from {} s left join {} d on d.id = s.id").format(
+    vehicles = sql.SQL(
+        "select {} from {} s left join {} d on d.id = s.id where s.{}"
+    ).format(
         sql.SQL(", ").join(vehicle_values),
         _landing(LANDING_SUMMARIES),
         _landing(LANDING_DETAILS),
+        this_load,
     )
     option_values = sql.SQL(", ").join(
         [
@@ -116,9 +124,14 @@ def _selects(extracted_at: datetime, with_options: bool) -> dict[str, sql.Compos
     )
     if with_options:
         options = sql.SQL(
-            "select {} from {} o join {} s on s.id = o.vehicle_id "
+            "select {} from {} o join {} s on s.id = o.vehicle_id and s.{} "
             "order by o.vehicle_id, o._dlt_list_idx"
-        ).format(option_values, _landing(LANDING_OPTIONS), _landing(LANDING_SUMMARIES))
+        ).format(
+            option_values,
+            _landing(LANDING_OPTIONS),
+            _landing(LANDING_SUMMARIES),
+            this_load,
+        )
     else:  # no car ever had options: an empty result of the right shape
         options = sql.SQL(
             "select null::varchar as vehicle_id, null::varchar as id, "
@@ -146,8 +159,11 @@ def _loosen(cursor: Cursor, table: str) -> None:
             )
 
 
-def publish(connection: PostgresConnection, extracted_at: datetime) -> dict[str, int]:
-    """Replace every raw table from landing in one transaction; rows per table.
+def publish(
+    connection: PostgresConnection, extracted_at: datetime, loads: list[str]
+) -> dict[str, int]:
+    """Replace every raw table from this run's landed rows in one transaction; rows
+    per table. `loads` are the run's dlt load ids.
 
     Raises NoOptionsError (after rolling back) when cars came without any option.
     """
@@ -159,7 +175,9 @@ def publish(connection: PostgresConnection, extracted_at: datetime) -> dict[str,
             )
         )
         with_options = _exists(cursor, LANDING_DATASET, LANDING_OPTIONS)
-        for table, select in _selects(extracted_at, with_options).items():
+        selects = _selects(extracted_at, loads, with_options)
+        this_load = sql.SQL("_dlt_load_id = any({})").format(sql.Literal(loads))
+        for table, select in selects.items():
             cursor.execute(
                 sql.SQL("create table if not exists {} as {} with no data").format(
                     _raw(table), select
@@ -175,15 +193,19 @@ def publish(connection: PostgresConnection, extracted_at: datetime) -> dict[str,
                 f"{counts[VEHICLES_TABLE]} vehicles"
             )
         # Keep details only of cars in the showroom now.
-        prune = "delete from {} x where not exists (select from {} s where s.id = x.{})"
+        prune = (
+            "delete from {} x where not exists "
+            "(select from {} s where s.id = x.{} and s.{})"
+        )
         for table in (LANDING_OPTIONS, LANDING_DETAILS):
-            if table == LANDING_DETAILS or with_options:
+            if _exists(cursor, LANDING_DATASET, table):
                 key = "vehicle_id" if table == LANDING_OPTIONS else "id"
                 cursor.execute(
                     sql.SQL(prune).format(
                         _landing(table),
                         _landing(LANDING_SUMMARIES),
                         sql.Identifier(key),
+                        this_load,
                     )
                 )
     return counts

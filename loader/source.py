@@ -1,29 +1,48 @@
-"""The dlt source of the Athlon Flex showroom, landed in dataset `raw_landing`.
+"""The dlt source of the Athlon Flex showroom: dlt fetches, lands in `raw_landing`.
 
-Three resources:
+    vehicle_clusters ──► vehicles (per cluster, parallel) ──► vehicle_details (per car,
+    GET VehicleCluster    GET VehicleVariation                  parallel) GET Vehicle
+
 - `vehicle_clusters` (replace): one row per make + model;
-- `vehicles` (replace): the run's list of cars, one summary row each;
-- `vehicle_details` (merge on `id`): details, pricing and the `options` child of the
-  cars whose details were fetched this run; the others keep the row of the run that
-  fetched them, which is how a steady run reuses details without asking again.
-`loader.publish` then builds `raw` from these in one transaction. Column hints come
-from `loader.shapes`; the schema contract is explained in `loader/__init__.py`.
+- `vehicles` (replace): the run's list of cars, one summary row each. Complete: a
+  cluster's list must account for its `vehicleCount`; a shorter one is asked for again
+  (the API has answered [] for whole makes while still counting their cars), then the
+  load fails naming the cluster and both counts. Ids are lower-cased; a car listed
+  twice (in another case, or in two clusters) is kept once, with a warning;
+- `vehicle_details` (merge on `id`): details, pricing and the `options` child, fetched
+  only for new or changed cars or when older than `athlon_details_refresh_hours`;
+  the others keep the row of the run that fetched them. That merge is the reuse.
+The transformers run in dlt's thread pool; the shared `RequestLimiter` keeps the
+requests in flight within the setting. `loader.publish` then builds `raw` from the
+landing tables in one transaction. Column hints come from `loader.shapes`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
+from loader.account import Identity
+from loader.http import ApiClient, ApiError
 from loader.settings import (
+    CLUSTERS_ENDPOINT,
     CLUSTERS_TABLE,
+    COMPLETENESS_RETRIES,
+    DETAILS_ENDPOINT,
     LANDING_DETAILS,
     LANDING_SUMMARIES,
+    SEGMENT,
+    SORT_BY,
     SOURCE_NAME,
+    VARIATIONS_ENDPOINT,
 )
 from loader.shapes import (
     CLUSTER_COLUMNS,
@@ -32,7 +51,15 @@ from loader.shapes import (
     OPTION_COLUMNS,
     SUMMARY_COLUMNS,
     Row,
+    ShapeError,
+    cluster_row,
+    detail_row,
+    expect_list,
+    summary_hash,
+    summary_row,
 )
+
+log = logging.getLogger(__name__)
 
 # New API fields never reach dlt (shapes maps known keys only); these modes make any
 # column or type that is not declared a hard error in extract/normalize instead of a
@@ -42,6 +69,74 @@ SCHEMA_CONTRACT: dict[str, Any] = {
     "columns": "freeze",
     "data_type": "freeze",
 }
+
+# vehicle id -> (summary hash, details fetched at) of the details the last load kept
+ReuseIndex = dict[str, tuple[str, datetime]]
+
+
+@dataclass
+class Showroom:
+    """How the API is asked, and what the extraction saw (for the checks after it)."""
+
+    member: ApiClient
+    anonymous: Callable[[], ApiClient]  # a cookie-less client, made when first needed
+    identity: Identity
+    index: ReuseIndex
+    extracted_at: datetime
+    refresh_hours: float
+    clusters: int = 0
+    cars: int = 0
+    fetched: int = 0
+    reused: int = 0
+    anonymous_fallbacks: int = 0
+    unknown_fields: set[str] = field(default_factory=set)
+    _seen: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _anonymous: ApiClient | None = None
+
+    def reusable(self, car: Row) -> bool:
+        """Whether this car's kept details still hold (same summary, fresh enough).
+
+        Each car's age limit is spread between half and all of `refresh_hours` (stable
+        per id), so after a full load the refreshes trickle in, not all at once.
+        """
+        kept = self.index.get(car["id"])
+        if kept is None or kept[0] != car["summary_hash"]:
+            return False
+        digest = hashlib.sha256(car["id"].encode()).digest()
+        spread = 0.5 + int.from_bytes(digest[:4], "big") / 2**33
+        return self.extracted_at - kept[1] < timedelta(
+            hours=self.refresh_hours * spread
+        )
+
+    def first_listing(self, car: Row, cluster: str) -> bool:
+        """Count the car, unless another listing of it came first (then warn)."""
+        with self._lock:
+            other = self._seen.get(car["id"])
+            if other is None:
+                self._seen[car["id"]] = cluster
+                self.cars += 1
+                return True
+        log.warning(
+            "Vehicle %s is listed twice (in %s and %s; ids compared without case); "
+            "loaded once",
+            car["id"],
+            other,
+            cluster,
+        )
+        return False
+
+    def anonymous_client(self) -> ApiClient:
+        with self._lock:
+            self.anonymous_fallbacks += 1
+            if self._anonymous is None:
+                self._anonymous = self.anonymous()
+            return self._anonymous
+
+    def close(self) -> None:
+        self.member.close()
+        if self._anonymous is not None:
+            self._anonymous.close()
 
 
 def row_key(*parts: str) -> str:
@@ -54,29 +149,18 @@ def row_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
+def _warn(what: str, problems: list[str]) -> None:
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        log.warning("%s: %s%s; loaded as null", what, "; ".join(problems[:5]), more)
+
+
 @dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
-def athlon_showroom(
-    clusters: list[Row], summaries: list[Row], detail_pages: Iterable[list[Row]]
-) -> Sequence[DltResource]:
+def athlon_showroom(showroom: Showroom) -> Sequence[DltResource]:
     """The showroom at one moment: clusters, cars, and the details fetched now."""
-    return (
-        vehicle_clusters(clusters),
-        vehicles(summaries),
-        vehicle_details(detail_pages),
-    )
-
-
-def _pages(rows: Iterable[list[Row]], *key: str) -> Iterator[Any]:
-    """Pages of rows with their stable `_dlt_id`; an empty table still gets a job."""
-    empty = True
-    for page in rows:
-        for row in page:
-            row["_dlt_id"] = row_key(*(row[part] for part in key))
-        if page:
-            empty = False
-            yield page  # one list is one item for dlt: far cheaper than row by row
-    if empty:
-        yield dlt.mark.materialize_table_schema()
+    clusters = vehicle_clusters(showroom)
+    cars = clusters | vehicles(showroom)
+    return clusters, cars, cars | vehicle_details(showroom)
 
 
 @dlt.resource(
@@ -85,34 +169,114 @@ def _pages(rows: Iterable[list[Row]], *key: str) -> Iterator[Any]:
     write_disposition="replace",
     columns=CLUSTER_COLUMNS,
 )
-def vehicle_clusters(rows: list[Row]) -> Iterator[Any]:
+def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
     """One row per make + model (`GET VehicleCluster`), replaced every run."""
-    yield from _pages([rows], *CLUSTER_KEY)
+    where = f"GET {CLUSTERS_ENDPOINT}"
+    payload = showroom.member.get(CLUSTERS_ENDPOINT, {"Filters.Segment": SEGMENT})
+    seen: set[tuple[str, str]] = set()
+    for item in expect_list(payload, where):
+        problems: list[str] = []
+        row = cluster_row(
+            item, showroom.extracted_at, showroom.unknown_fields, problems
+        )
+        key = (row["make"], row["model"])
+        if key in seen:
+            raise ShapeError(f"{where}: cluster {key[0]} {key[1]} appears twice")
+        seen.add(key)
+        _warn(f"Cluster {key[0]} {key[1]}", problems)
+        row["_dlt_id"] = row_key(*key)
+        showroom.clusters += 1
+        yield row
+    if not seen:  # an empty table still gets a (truncating) job
+        yield dlt.mark.materialize_table_schema()
 
 
-@dlt.resource(
+@dlt.transformer(
     name=LANDING_SUMMARIES,
     primary_key="id",
     write_disposition="replace",
     columns=SUMMARY_COLUMNS,
+    parallelized=True,
 )
-def vehicles(rows: list[Row]) -> Iterator[Any]:
-    """One row per car in the showroom now (`GET VehicleVariation`), replaced."""
-    yield from _pages([rows], "id")
+def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
+    """The cars of one cluster (`GET VehicleVariation`), at least `vehicleCount`."""
+    if not cluster:  # the empty clusters table's marker, not a cluster
+        return
+    params = {
+        "Filters.Segment": SEGMENT,
+        "Filters.Make": cluster["make"],
+        "Filters.Model": cluster["model"],
+        "Filters.SortBy": SORT_BY,
+    }
+    name = f"{cluster['make']} {cluster['model']}"
+    where = f"GET {VARIATIONS_ENDPOINT} for {name}"
+    count = cluster["vehicle_count"]
+    for attempt in range(1, COMPLETENESS_RETRIES + 2):
+        items = expect_list(
+            showroom.member.get(VARIATIONS_ENDPOINT, params, subject=name), where
+        )
+        if len(items) >= count:
+            break
+        log.info("%s listed %d of %d cars (try %d)", where, len(items), count, attempt)
+    else:
+        raise ShapeError(
+            f"{where} listed {len(items)} vehicles, but {CLUSTERS_ENDPOINT} counts "
+            f"{count} in that cluster (asked {COMPLETENESS_RETRIES + 1} times)"
+        )
+    for item in items:
+        problems: list[str] = []
+        car = summary_row(item, cluster, showroom.unknown_fields, problems)
+        if car is None:
+            shown = item.get("id") if isinstance(item, dict) else item
+            log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
+            continue
+        if showroom.first_listing(car, name):
+            _warn(f"Vehicle {car['id']} ({where})", problems)
+            car["summary_hash"] = summary_hash(item, showroom.identity.context)
+            car["extracted_at"] = showroom.extracted_at
+            car["_dlt_id"] = row_key(car["id"])
+            yield car
 
 
-@dlt.resource(
+@dlt.transformer(
     name=LANDING_DETAILS,
     primary_key="id",
     write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     columns=DETAIL_COLUMNS,
     nested_hints={"options": dlt.mark.make_nested_hints(columns=OPTION_COLUMNS)},
+    parallelized=True,
 )
-def vehicle_details(pages: Iterable[list[Row]]) -> Iterator[Any]:
-    """Details of the cars fetched this run (`GET Vehicle`), merged on `id`.
+def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
+    """`GET Vehicle` of a new or changed car, merged on `id` (None: details reused).
 
-    The `options` list becomes the child table `vehicle_details__options`, replaced
-    with its parent. Its key (`vehicle_id`, `id`) is kept by `shapes`, not declared:
-    dlt treats a nested table with a primary key as a root table.
+    A member's 404 (not leasable for them) is asked again anonymously. Odd content
+    is null, with one warning naming the car, and is not kept for reuse: the next
+    run asks again. The `options` list becomes the child `vehicle_details__options`;
+    its key (`vehicle_id`, `id`) is kept by `shapes`, not declared, since dlt treats
+    a nested table with a primary key as a root table.
     """
-    yield from _pages(pages, "id")
+    if showroom.reusable(car):
+        with showroom._lock:
+            showroom.reused += 1
+        return None
+    vehicle_id = car["id"]
+    params = {"Segment": SEGMENT, "VehicleId": vehicle_id}
+    params.update(showroom.identity.detail_params)
+    subject = f"vehicle {vehicle_id}"
+    try:
+        payload = showroom.member.get(DETAILS_ENDPOINT, params, subject=subject)
+    except ApiError as error:
+        if not (error.status == 404 and showroom.identity.logged_in):
+            raise
+        log.debug("Vehicle %s not leasable for the member: anonymous", vehicle_id)
+        client = showroom.anonymous_client()
+        payload = client.get(DETAILS_ENDPOINT, params, subject=subject)
+    problems: list[str] = []
+    row = detail_row(payload, vehicle_id, showroom.unknown_fields, problems)
+    _warn(f"Vehicle {vehicle_id} (GET {DETAILS_ENDPOINT})", problems)
+    row["summary_hash"] = car["summary_hash"]
+    row["details_fetched_at"] = None if problems else showroom.extracted_at
+    row["_dlt_id"] = car["_dlt_id"]
+    with showroom._lock:
+        showroom.fetched += 1
+    return row

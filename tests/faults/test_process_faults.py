@@ -213,7 +213,7 @@ def test_a_killed_loads_temporary_files_are_removed_by_the_next_load(
     assert code == -signal.SIGKILL, stderr.read_text()
     (left,) = list(temp.iterdir())
     assert left.name.startswith("athlon-load-")
-    assert (left / "details.pickle").exists()
+    assert (left / "athlon_showroom").is_dir()  # dlt's pipeline directory
     assert raw_contents(settings) == before
 
     api.latency_ms = 0

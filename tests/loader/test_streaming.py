@@ -1,10 +1,10 @@
-"""The load streams: fetched details are spooled to disk; kept details are reused."""
+"""Kept details are reused only while they hold; a load leaves no files behind."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,46 +15,8 @@ from athlon_flex.fake_api import FakeShowroom
 from athlon_flex.settings import Settings
 from loader.pipeline import LoadError, load
 from loader.publish import read_previous
-from loader.showroom import reusable
-from loader.spool import PAGE_ROWS, RowSpool
+from loader.source import Showroom
 from tests.loader.conftest import rows
-
-
-def _row(number: int, options: int) -> dict[str, Any]:
-    return {
-        "id": f"v{number:04d}",
-        "price": number + 0.5,
-        "seen": datetime(2026, 11, 27, 12, number % 60, tzinfo=UTC),
-        "note": None,
-        "options": [
-            {"id": f"o{k}", "vehicle_id": f"v{number:04d}"} for k in range(options)
-        ],
-    }
-
-
-def test_spool_gives_back_every_row_in_order_a_page_at_a_time(tmp_path: Path) -> None:
-    spool = RowSpool(tmp_path / "rows.pickle")
-    count = 2 * PAGE_ROWS + 7
-    added = [_row(number, options=number % 4) for number in range(count)]
-    for row in added:
-        spool.add(row)
-
-    pages = list(spool.pages())
-
-    assert [len(page) for page in pages] == [PAGE_ROWS, PAGE_ROWS, 7]
-    assert [row for page in pages for row in page] == added  # types kept, tz included
-    assert (spool.rows, spool.options) == (
-        2 * PAGE_ROWS + 7,
-        sum(n % 4 for n in range(207)),
-    )
-    with pytest.raises(RuntimeError, match="closed for writing"):
-        spool.add(_row(999, options=0))
-
-
-def test_an_empty_spool_has_no_pages(tmp_path: Path) -> None:
-    spool = RowSpool(tmp_path / "rows.pickle")
-    assert list(spool.pages()) == []
-    assert (spool.rows, spool.options) == (0, 0)
 
 
 @pytest.fixture
@@ -71,6 +33,10 @@ def test_reuse_needs_the_same_summary_and_fresh_details(
     vehicle = rows(db, "vehicles", "id")[0]
     baseline, index = read_previous(ensure_postgres(settings_for_api))
     row = {"id": vehicle["id"], "summary_hash": vehicle["summary_hash"]}
+
+    def reusable(index: Any, row: Any, now: datetime, hours: float) -> bool:
+        showroom = Showroom(None, None, None, index, now, hours)  # type: ignore[arg-type]
+        return showroom.reusable(row)
 
     assert baseline == 12
     assert index[vehicle["id"]] == (vehicle["summary_hash"], first.extracted_at)
