@@ -174,6 +174,12 @@ def publish(
                 sql.Identifier(DATASET_NAME)
             )
         )
+        if not _exists(cursor, LANDING_DATASET, LANDING_SUMMARIES):
+            # No car was ever landed (an empty showroom, allowed, on a first load).
+            for table in (CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE):
+                if _exists(cursor, DATASET_NAME, table):
+                    cursor.execute(sql.SQL("delete from {}").format(_raw(table)))
+            return dict.fromkeys((CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE), 0)
         with_options = _exists(cursor, LANDING_DATASET, LANDING_OPTIONS)
         selects = _selects(extracted_at, loads, with_options)
         this_load = sql.SQL("_dlt_load_id = any({})").format(sql.Literal(loads))

@@ -180,3 +180,20 @@ def test_one_vehicle_without_options_is_loaded_with_none(
 
     assert summary.rows["vehicles"] == 2
     assert {row["vehicle_id"] for row in rows(db, "vehicles__options")} == {second.id}
+
+
+def test_empty_showroom_on_a_first_load_with_allow_shrink_lands_nothing(
+    fake_api_factory: Callable[..., FakeShowroom],
+    loader_settings: Callable[..., Settings],
+    db: Any,
+) -> None:
+    api = fake_api_factory(catalog=Catalog([]))
+
+    summary = load(loader_settings(api), allow_shrink=True)
+
+    assert summary.rows == {
+        "vehicle_clusters": 0,
+        "vehicles": 0,
+        "vehicles__options": 0,
+    }
+    assert {table: rows for table, rows in raw_contents(db).items() if rows} == {}
