@@ -4,14 +4,13 @@ Entry point: `loader.pipeline.load(settings, *, allow_shrink=False) -> LoadSumma
 
 Modules, in the order the data passes them:
 - `settings`  constants: endpoints, parameter values, datasets, showroom URL;
-- `http`      httpx client, shared concurrency limit, timeouts, retries, counters;
+- `http`      httpx client, shared concurrency limit, timeouts, tenacity retries;
 - `account`   anonymous or member login, profile parameters, tax group cookies;
 - `shapes`    API JSON → rows, each table's declared columns, the loader's bounds;
-- `showroom`  fetches the whole showroom (details only of new or changed cars);
-- `spool`     keeps fetched details in a local file, not in memory, until dlt reads;
-- `source`    the dlt source: clusters and cars replaced, details merged;
+- `source`    the dlt source that fetches: clusters, cars (per cluster), details
+              (per new or changed car), the last two in dlt's thread pool;
 - `publish`   `raw` from dlt's landing dataset, every table in one transaction;
-- `pipeline`  `load()`: fetch, check, land with dlt, publish, summarise.
+- `pipeline`  `load()`: extract, check, normalize and load to landing, publish.
 
 Fail closed per showroom, tolerant per car. A request that fails for good, a cluster
 whose list does not account for its `vehicleCount`, an empty showroom or a large

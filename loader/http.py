@@ -15,6 +15,7 @@ still fails raises `ApiError`, naming endpoint, vehicle and status.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import random
@@ -68,14 +69,36 @@ class HttpStats:
 
 
 class RequestLimiter:
-    """The run-wide bound on requests in flight, and the pause a 429 asks for."""
+    """The run-wide bound on requests in flight, and the pause a 429 asks for.
+
+    Slots go first come, first served (threading.Semaphore lets the thread that
+    just released take its slot again: a request retried at once after a 429 would
+    jump the queue and could spend all its tries while the others wait).
+    """
 
     def __init__(self, max_concurrency: int) -> None:
         self.max_concurrency = max_concurrency
         self.stats = HttpStats()
-        self._slots = threading.Semaphore(max_concurrency)
+        self._free = max_concurrency
+        self._queue: collections.deque[object] = collections.deque()
+        self._turn = threading.Condition()
         self._lock = threading.Lock()
         self._resume_at = 0.0
+
+    def _acquire(self) -> None:
+        with self._turn:
+            ticket = object()
+            self._queue.append(ticket)
+            while self._queue[0] is not ticket or not self._free:
+                self._turn.wait()
+            self._queue.popleft()
+            self._free -= 1
+            self._turn.notify_all()  # the next in line may find a free slot too
+
+    def _release(self) -> None:
+        with self._turn:
+            self._free += 1
+            self._turn.notify_all()
 
     def pause(self, seconds: float) -> None:
         """Hold back every request of the run for `seconds` from now."""
@@ -85,7 +108,8 @@ class RequestLimiter:
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
         """Wait for a free slot (and the end of any pause), count the request."""
-        with self._slots:
+        self._acquire()
+        try:
             while (wait := self._resume_at - time.monotonic()) > 0:
                 time.sleep(wait)
             with self._lock:
@@ -99,6 +123,8 @@ class RequestLimiter:
             finally:
                 with self._lock:
                     self.stats.in_flight -= 1
+        finally:
+            self._release()
 
 
 def retry_after_seconds(value: str | None) -> float | None:

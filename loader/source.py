@@ -155,6 +155,15 @@ def _warn(what: str, problems: list[str]) -> None:
         log.warning("%s: %s%s; loaded as null", what, "; ".join(problems[:5]), more)
 
 
+def _listing(
+    item: Any, cluster: Row, showroom: Showroom
+) -> tuple[Any, Row | None, list[str]]:
+    """One element of a cluster's list: itself, its car (None: no usable id), the
+    problems of its fields."""
+    problems: list[str] = []
+    return item, summary_row(item, cluster, showroom.unknown_fields, problems), problems
+
+
 @dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
 def athlon_showroom(showroom: Showroom) -> Sequence[DltResource]:
     """The showroom at one moment: clusters, cars, and the details fetched now."""
@@ -215,22 +224,24 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
         items = expect_list(
             showroom.member.get(VARIATIONS_ENDPOINT, params, subject=name), where
         )
-        if len(items) >= count:
+        listed = [_listing(item, cluster, showroom) for item in items]
+        # A car listed twice counts once; an entry without a usable id still counts
+        # (a car is there, it just cannot be told apart).
+        ids = {car["id"] for _, car, _ in listed if car is not None}
+        accounted = len(ids) + sum(car is None for _, car, _ in listed)
+        if accounted >= count:
             break
-        log.info("%s listed %d of %d cars (try %d)", where, len(items), count, attempt)
+        log.info("%s listed %d of %d cars (try %d)", where, accounted, count, attempt)
     else:
         raise ShapeError(
-            f"{where} listed {len(items)} vehicles, but {CLUSTERS_ENDPOINT} counts "
+            f"{where} listed {accounted} vehicles, but {CLUSTERS_ENDPOINT} counts "
             f"{count} in that cluster (asked {COMPLETENESS_RETRIES + 1} times)"
         )
-    for item in items:
-        problems: list[str] = []
-        car = summary_row(item, cluster, showroom.unknown_fields, problems)
+    for item, car, problems in listed:
         if car is None:
             shown = item.get("id") if isinstance(item, dict) else item
             log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
-            continue
-        if showroom.first_listing(car, name):
+        elif showroom.first_listing(car, name):
             _warn(f"Vehicle {car['id']} ({where})", problems)
             car["summary_hash"] = summary_hash(item, showroom.identity.context)
             car["extracted_at"] = showroom.extracted_at

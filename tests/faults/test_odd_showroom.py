@@ -75,7 +75,9 @@ def test_cluster_listed_empty_is_refused_and_no_car_is_sent_twice(
         "VehicleCluster counts 2 in that cluster (asked 3 times); raw tables left "
         "unchanged"
     )
-    assert showroom.stats.requests_by_endpoint["VehicleVariation"] == 2 + 3
+    # The cluster three times; the other two once each, unless the failure came
+    # before dlt's pool got to them.
+    assert 3 <= showroom.stats.requests_by_endpoint["VehicleVariation"] <= 3 + 2
     assert raw_contents(settings) == raw_before
     assert windows(settings) == windows_before
     assert notifications(settings) == notified_before

@@ -197,3 +197,25 @@ def test_empty_showroom_on_a_first_load_with_allow_shrink_lands_nothing(
         "vehicles__options": 0,
     }
     assert {table: rows for table, rows in raw_contents(db).items() if rows} == {}
+
+
+def test_a_list_padded_with_a_twin_does_not_account_for_a_missing_car(
+    fake_api: FakeShowroom, refused_load: Callable[[], str]
+) -> None:
+    first = fake_api.catalog.vehicles[0]
+    second = next(
+        v
+        for v in fake_api.catalog.vehicles
+        if v.cluster_key == first.cluster_key and v is not first
+    )
+    # The second car's entry comes back as the first car, in upper case: two
+    # entries for a cluster of two, but one car.
+    fake_api.tampering.summary(second.id, {"id": first.id.upper()})
+
+    message = refused_load()
+
+    assert message == (
+        f"GET VehicleVariation for {first.make} {first.model} listed 1 vehicles, but "
+        "VehicleCluster counts 2 in that cluster (asked 3 times); raw tables left "
+        "unchanged"
+    )
