@@ -74,7 +74,7 @@ def own_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def test_a_load_leaves_no_spool_or_dlt_files_behind(
+def test_a_load_leaves_no_temporary_files_behind(
     fake_api: FakeShowroom, settings_for_api: Settings, own_tempdir: Path
 ) -> None:
     load(settings_for_api)
