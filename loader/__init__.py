@@ -3,21 +3,22 @@
 Entry point: `loader.pipeline.load(settings, *, allow_shrink=False) -> LoadSummary`.
 
 Modules, in the order the data passes them:
-- `settings`  constants: endpoints, parameter values, showroom URL, User-Agent;
-- `http`      httpx client, shared concurrency limit, timeouts, retries, counters;
+- `settings`  constants: endpoints, parameter values, datasets, showroom URL;
+- `http`      httpx client, shared concurrency limit, timeouts, tenacity retries;
 - `account`   anonymous or member login, profile parameters, tax group cookies;
-- `previous`  the current `raw` snapshot: shrink baseline and reusable details;
-- `shapes`    API JSON → validated rows, and each table's declared columns;
-- `showroom`  fetches the whole showroom into validated rows (nothing written yet);
-- `spool`     keeps those rows in a local file, not in memory, until dlt reads them;
-- `source`    the dlt source and resources over those rows;
-- `pipeline`  `load()`: fetch, check, hand to dlt, summarise.
+- `shapes`    API JSON → rows, each table's declared columns, the loader's bounds;
+- `source`    the dlt source that fetches: clusters, cars (per cluster), details
+              (per new or changed car), the last two in dlt's thread pool;
+- `publish`   `raw` from dlt's landing dataset, every table in one transaction;
+- `pipeline`  `load()`: extract, check, normalize and load to landing, publish.
 
-Fail closed: every request, answer and plausibility check (empty showroom, shrink) is
-done before dlt receives a row; a failure raises `LoadError` and `raw` keeps its last
-complete snapshot. dlt then replaces each table with `insert-from-staging`: rows go to
-`raw_staging` first, and each table (vehicles with their options) is swapped in one
-transaction, so a reader never sees a half-loaded table.
+Fail closed per showroom, tolerant per car. A request that fails for good, a cluster
+whose list does not account for its `vehicleCount`, an empty showroom or a large
+shrink raise `LoadError` before dlt sees a row; dlt then lands the run in
+`raw_landing`, and only a complete landing is published to `raw`, all tables in one
+transaction, so `raw` keeps its last complete snapshot whatever fails. One car's odd
+field, odd details or unusable id never fails the load: that value is null (or that
+car skipped, for an id) with one warning naming the car.
 
 Schema contract (what happens when the API changes):
 - New API fields are *not* loaded: `shapes` maps a fixed list of keys per endpoint, and
@@ -26,10 +27,7 @@ Schema contract (what happens when the API changes):
 - dlt runs with columns="freeze" and data_type="freeze": a column or type that the
   resources do not declare fails the run in extract/normalize, before the load, instead
   of adding a column or a `__v_*` variant column. Since `shapes` converts every value
-  to its declared type (or fails naming the field), this only fires on a loader bug.
-- A missing or null required field, or a value of the wrong JSON type, fails the run
-  (`ShapeError`), naming endpoint, vehicle and field. Required fields' columns are
-  NOT NULL; an optional text field that is "" lands as NULL (absent).
+  to its declared type (or null), this only fires on a loader bug.
 
 Importing this package configures dlt for the process through its environment
 variables: no telemetry (no network besides the API and PostgreSQL), no Airflow

@@ -152,7 +152,7 @@ class Identity:
         )
 
 
-async def sign_in(
+def sign_in(
     client: ApiClient,
     *,
     username: str | None,
@@ -165,9 +165,7 @@ async def sign_in(
     params: Mapping[str, str | int | float] = {}
     if username and password:
         try:
-            await client.post(
-                LOGIN_ENDPOINT, {"username": username, "password": password}
-            )
+            client.post(LOGIN_ENDPOINT, {"username": username, "password": password})
         except ApiError as error:
             if error.status in (400, 401, 403):
                 raise ApiError(
@@ -178,13 +176,13 @@ async def sign_in(
                     status=error.status,
                 ) from None
             raise
-        params = member_detail_params(await client.get(PROFILE_ENDPOINT))
+        params = member_detail_params(client.get(PROFILE_ENDPOINT))
         logged_in = True
         log.info("Logged in to the Athlon API as a member")
     tax_group = None
     if gross_yearly_income:
         rates = parse_tax_rates(
-            await client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
+            client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
         )
         rate = rate_of_income(
             rates,

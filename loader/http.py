@@ -1,35 +1,34 @@
-"""HTTP to the showroom API: one async client per identity, a shared limit, retries.
+"""HTTP to the showroom API: httpx, one limit on requests in flight, tenacity retries.
 
-Why asyncio + `httpx.AsyncClient` rather than threads: a run is ~1,000 small GETs
-that each wait on the network; one event loop overlaps them without a thread per
-request, and one `asyncio.Semaphore` shared by every client of the run (the member's
-and the anonymous fallback) makes "never more than `athlon_max_concurrency` requests
-in flight" a simple, countable fact (`HttpStats.max_in_flight`).
+dlt runs the detail calls in its thread pool (`loader.source`); every client of a run
+(the member's and the anonymous fallback) shares one `RequestLimiter`, so "never more
+than `athlon_max_concurrency` requests in flight" holds for the run and is counted
+(`HttpStats.max_in_flight`).
 
-Politeness and robustness, per request:
-- a descriptive User-Agent (settings.USER_AGENT) and a timeout on every phase;
-- retries with exponential back-off and jitter on 5xx, 408, timeouts, connection
-  errors and bodies that are not JSON (a cut-off body is a transport failure);
-- 429 honours Retry-After (seconds or an HTTP date) and pauses *every* request of the
-  run, not only the one that was told, since the server asked the client to slow down;
-- any other 4xx is final at once (no retry fixes a 404 or a 401).
-A request that still fails raises `ApiError`, naming endpoint, vehicle and status.
+Per request: a descriptive User-Agent and a timeout; tenacity retries 5xx, 408,
+timeouts, connection errors and bodies that are not JSON, with exponential back-off
+and jitter; a 429 waits its Retry-After (seconds or an HTTP date) and pauses *every*
+request of the run, since the server asked the client to slow down; a Retry-After
+longer than MAX_RETRY_AFTER_SECONDS, and any other 4xx, fail at once. A request that
+still fails raises `ApiError`, naming endpoint, vehicle and status.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import collections
+import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import tenacity
 
 from loader.settings import MAX_BACKOFF_SECONDS, MAX_RETRY_AFTER_SECONDS, USER_AGENT
 
@@ -54,13 +53,8 @@ class ApiError(Exception):
         status: int | None = None,
         subject: str | None = None,
     ) -> None:
-        self.method = method
-        self.endpoint = endpoint
         self.status = status
-        self.subject = subject
-        target = f"{method} {endpoint}"
-        if subject:
-            target += f" for {subject}"
+        target = f"{method} {endpoint}" + (f" for {subject}" if subject else "")
         super().__init__(f"Athlon API {target} {problem}")
 
 
@@ -75,76 +69,94 @@ class HttpStats:
 
 
 class RequestLimiter:
-    """The run-wide bound on requests in flight, and the pause a 429 asks for."""
+    """The run-wide bound on requests in flight, and the pause a 429 asks for.
+
+    Slots go first come, first served (threading.Semaphore lets the thread that
+    just released take its slot again: a request retried at once after a 429 would
+    jump the queue and could spend all its tries while the others wait).
+    """
 
     def __init__(self, max_concurrency: int) -> None:
         self.max_concurrency = max_concurrency
         self.stats = HttpStats()
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._free = max_concurrency
+        self._queue: collections.deque[object] = collections.deque()
+        self._turn = threading.Condition()
+        self._lock = threading.Lock()
         self._resume_at = 0.0
+
+    def _acquire(self) -> None:
+        with self._turn:
+            ticket = object()
+            self._queue.append(ticket)
+            while self._queue[0] is not ticket or not self._free:
+                self._turn.wait()
+            self._queue.popleft()
+            self._free -= 1
+            self._turn.notify_all()  # the next in line may find a free slot too
+
+    def _release(self) -> None:
+        with self._turn:
+            self._free += 1
+            self._turn.notify_all()
 
     def pause(self, seconds: float) -> None:
         """Hold back every request of the run for `seconds` from now."""
-        resume_at = asyncio.get_running_loop().time() + seconds
-        self._resume_at = max(self._resume_at, resume_at)
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
         """Wait for a free slot (and the end of any pause), count the request."""
-        async with self._semaphore:
-            loop = asyncio.get_running_loop()
-            while (wait := self._resume_at - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            stats = self.stats
-            stats.requests += 1
-            stats.in_flight += 1
-            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        self._acquire()
+        try:
+            while (wait := self._resume_at - time.monotonic()) > 0:
+                time.sleep(wait)
+            with self._lock:
+                self.stats.requests += 1
+                self.stats.in_flight += 1
+                self.stats.max_in_flight = max(
+                    self.stats.max_in_flight, self.stats.in_flight
+                )
             try:
                 yield
             finally:
-                stats.in_flight -= 1
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a failing request is tried again."""
-
-    max_retries: int
-    backoff_seconds: float
-
-    def delay(self, retry: int) -> float:
-        """Exponential back-off with "equal jitter": half fixed, half random."""
-        ceiling = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 2**retry)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+                with self._lock:
+                    self.stats.in_flight -= 1
+        finally:
+            self._release()
 
 
 def retry_after_seconds(value: str | None) -> float | None:
     """Retry-After as seconds: either delta-seconds or an HTTP date (None if absent)."""
     if not value:
         return None
-    try:
+    with contextlib.suppress(ValueError):
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class _Retry(Exception):
-    """One try failed in a way another try may fix."""
+    """One try failed in a way another try may fix (`wait`: the server's own)."""
 
     def __init__(
         self, problem: str, *, status: int | None = None, wait: float | None = None
     ) -> None:
         super().__init__(problem)
-        self.problem = problem
-        self.status = status
-        self.wait = wait
+        self.problem, self.status, self.wait = problem, status, wait
+
+
+class _Final(Exception):
+    """One try failed in a way no other try fixes (a 404, a very long Retry-After)."""
+
+    def __init__(self, problem: str, status: int) -> None:
+        super().__init__(problem)
+        self.problem, self.status = problem, status
 
 
 class ApiClient:
@@ -154,48 +166,53 @@ class ApiClient:
         self,
         base_url: str,
         limiter: RequestLimiter,
-        policy: RetryPolicy,
         *,
+        max_retries: int,
+        backoff_seconds: float,
         timeout_seconds: float,
     ) -> None:
         self._limiter = limiter
-        self._policy = policy
+        self._tries = max_retries + 1
+        self._backoff = backoff_seconds
         pool = limiter.max_concurrency
-        self._client = httpx.AsyncClient(
+        self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_seconds),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
 
-    @property
-    def stats(self) -> HttpStats:
-        """The run's request counters (shared with the other clients of the run)."""
-        return self._limiter.stats
-
     def set_cookie(self, name: str, value: str) -> None:
         """Send this cookie with every later request of this client."""
         self._client.cookies.set(name, value)
 
-    async def get(
-        self,
-        endpoint: str,
-        params: Params | None = None,
-        *,
-        subject: str | None = None,
+    def get(
+        self, endpoint: str, params: Params | None = None, *, subject: str | None = None
     ) -> Any:
         """GET an endpoint and return its JSON; `ApiError` once retries are spent."""
-        return await self._send("GET", endpoint, params=params, subject=subject)
+        return self._send("GET", endpoint, params=params, subject=subject)
 
-    async def post(self, endpoint: str, body: Mapping[str, Any]) -> None:
+    def post(self, endpoint: str, body: Mapping[str, Any]) -> None:
         """POST JSON to an endpoint; only the status matters (the body is ignored)."""
-        await self._send("POST", endpoint, json_body=body, want_json=False)
+        self._send("POST", endpoint, json_body=body)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         """Close the connections."""
-        await self._client.aclose()
+        self._client.close()
 
-    async def _send(
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The server's Retry-After (pausing the whole run), else exponential back-off
+        with "equal jitter": half fixed, half random."""
+        failure = state.outcome.exception() if state.outcome else None
+        if isinstance(failure, _Retry) and failure.wait is not None:
+            self._limiter.pause(failure.wait)
+            return failure.wait
+        ceiling = min(
+            MAX_BACKOFF_SECONDS, self._backoff * 2 ** (state.attempt_number - 1)
+        )
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _send(
         self,
         method: str,
         endpoint: str,
@@ -203,55 +220,60 @@ class ApiClient:
         params: Params | None = None,
         json_body: Mapping[str, Any] | None = None,
         subject: str | None = None,
-        want_json: bool = True,
     ) -> Any:
-        tries = self._policy.max_retries + 1
-        for attempt in range(tries):
-            try:
-                async with self._limiter.slot():
-                    return await self._try_once(
-                        method, endpoint, params, json_body, subject, want_json
-                    )
-            except _Retry as failure:
-                if attempt + 1 == tries:
-                    raise ApiError(
-                        method,
-                        endpoint,
-                        f"{failure.problem} after {tries} "
-                        f"{'try' if tries == 1 else 'tries'}",
-                        status=failure.status,
-                        subject=subject,
-                    ) from None
-                wait = failure.wait
-                if wait is None:
-                    wait = self._policy.delay(attempt)
-                else:
-                    self._limiter.pause(wait)
-                self.stats.retries += 1
-                log.info(
-                    "Retrying %s %s%s in %.2f s (try %d of %d): %s",
-                    method,
-                    endpoint,
-                    f" for {subject}" if subject else "",
-                    wait,
-                    attempt + 2,
-                    tries,
-                    failure.problem,
-                )
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self._limiter.stats.retries += 1
+            failure = state.outcome.exception() if state.outcome else None
+            log.info(
+                "Retrying %s %s%s in %.2f s (try %d of %d): %s",
+                method,
+                endpoint,
+                f" for {subject}" if subject else "",
+                state.upcoming_sleep,
+                state.attempt_number + 1,
+                self._tries,
+                getattr(failure, "problem", failure),
+            )
 
-    async def _try_once(
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._tries),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retry),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt, self._limiter.slot():
+                    response = self._try_once(method, endpoint, params, json_body)
+            return None if method == "POST" else response
+        except _Retry as failure:
+            tries = f"{self._tries} {'try' if self._tries == 1 else 'tries'}"
+            raise ApiError(
+                method,
+                endpoint,
+                f"{failure.problem} after {tries}",
+                status=failure.status,
+                subject=subject,
+            ) from None
+        except _Final as failure:
+            raise ApiError(
+                method,
+                endpoint,
+                failure.problem,
+                status=failure.status,
+                subject=subject,
+            ) from None
+
+    def _try_once(
         self,
         method: str,
         endpoint: str,
         params: Params | None,
         json_body: Mapping[str, Any] | None,
-        subject: str | None,
-        want_json: bool,
     ) -> Any:
         try:
-            response = await self._client.request(
+            response = self._client.request(
                 method, endpoint, params=params, json=json_body
             )
         except httpx.TimeoutException as error:
@@ -264,29 +286,20 @@ class ApiClient:
         if status == 429:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
-                raise ApiError(
-                    method,
-                    endpoint,
+                raise _Final(
                     f"answered 429 and asked to wait {wait:.0f} s, longer than the "
                     f"loader waits ({MAX_RETRY_AFTER_SECONDS:.0f} s)",
-                    status=429,
-                    subject=subject,
+                    status,
                 )
             raise _Retry("answered 429", status=429, wait=wait)
         if status >= 500 or status == 408:
             raise _Retry(f"answered {status}", status=status)
         if status >= 400:
-            raise ApiError(
-                method,
-                endpoint,
-                f"answered {status}",
-                status=status,
-                subject=subject,
-            )
-        if not want_json:
+            raise _Final(f"answered {status}", status)
+        if method == "POST":
             return None
         try:
-            return json.loads(response.content)
+            return response.json()
         except ValueError:
             raise _Retry(
                 f"answered {status} with a body that is not JSON", status=status

@@ -1,32 +1,25 @@
-"""The load stage: fetch and check the whole showroom, then let dlt replace `raw`.
+"""The load stage: dlt fetches the showroom, the loader checks it, dlt lands it, and
+one transaction publishes `raw`.
 
-Steps of `load()`, all inside one temporary working directory:
-1. Copy the current `raw` snapshot to a spool on disk, in a thread while the API is
-   asked for the summaries (vehicle count for the shrink check; the rows whose
-   details can be reused).
-2. Fetch everything from the API into validated rows (`loader.showroom`), spooled to
-   disk as they arrive.
-3. Refuse implausible pictures: an empty showroom (unless `allow_shrink`), a shrink
-   of more than ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` (unless
-   `allow_shrink`), vehicles without a single option between them (the API lists
-   every option of every car, included or not).
-4. Hand the spooled rows (reused vehicles completed with this run's summary) to dlt,
-   a page at a time, in a fresh pipeline directory (no
-   stale package can be replayed, no state is restored from the destination) and
-   load with `replace` + `insert-from-staging`, as CSV through COPY.
-Any failure in 1-3 raises `LoadError` before dlt runs; `raw` is untouched. A failure
-inside dlt's load leaves each table as it was too, since each is swapped from
-`raw_staging` in one transaction at the very end (vehicles together with options;
-clusters in their own transaction).
+Steps of `load()`, inside one temporary working directory:
+1. Read the shrink baseline (cars in `raw.vehicles`) and which cars' details are kept
+   in `raw_landing` (`loader.publish.read_previous`); sign in if configured.
+2. `pipeline.extract()`: the source (`loader.source`) asks the API for everything and
+   dlt writes the items to its files on disk. A request that fails for good, a
+   cluster whose list stays short of its `vehicleCount`, an unaccountable answer
+   raise here.
+3. Checks on what was extracted: an empty showroom or a shrink of more than
+   ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` is refused (unless
+   `allow_shrink`).
+4. `pipeline.normalize()` and `pipeline.load()` into `raw_landing` (a fresh pipeline
+   directory, no state restored from the destination: nothing stale is replayed).
+5. `loader.publish` replaces every raw table from this load's landing rows in one
+   transaction (and refuses cars without a single option between them).
+A failure in 1-4 leaves `raw` untouched; a failure in 5 rolls back all of it.
 
-Memory hardly grows with the showroom: rows live in the spool files, dlt reads them
-back a page at a time, and its extract is told to write a page per line (so its
-normalize step never parses more than a page at once). What stays in memory per
-vehicle is its summary and reuse index entry, about 2.5 KiB. See docs/benchmarks.md.
-
-`allow_shrink=True` accepts a real large drop, including an empty showroom: then the
-three tables are emptied together in one statement (dlt would leave an empty child
-table's old rows in place, since it only replaces tables that receive rows).
+Temporary files: the working directory (dlt's pipeline directory) is removed when
+the load ends; a load killed with SIGKILL cannot, so every load first removes the
+working directories no live load holds (each holds a lock on its own).
 
 Timing: `LoadSummary.seconds` is the wall time of `load()` itself. `extracted_at` is
 the run's start (UTC), the same on every row of the run.
@@ -34,47 +27,48 @@ the run's start (UTC), the same on every row of the run.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
+import contextlib
+import fcntl
 import logging
+import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dlt
 import psycopg2
 from dlt.pipeline.exceptions import PipelineStepFailed
-from psycopg2 import sql
 
-from athlon_flex.database import (
-    DatabaseError,
-    PostgresConnection,
-    connect,
-    ensure_postgres,
-)
+from athlon_flex.database import DatabaseError, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
-from loader.http import ApiError
-from loader.previous import PreviousSnapshot
+from loader.account import sign_in
+from loader.http import ApiClient, ApiError, RequestLimiter
+from loader.publish import NoOptionsError, publish, read_previous
 from loader.settings import (
     CLUSTERS_TABLE,
-    DATASET_NAME,
+    LANDING_DATASET,
     OPTIONS_TABLE,
     PIPELINE_NAME,
     VEHICLES_TABLE,
+    WORKDIR_PREFIX,
 )
-from loader.shapes import Row, ShapeError
-from loader.showroom import Showroom, fetch_showroom, reused_pages
-from loader.source import athlon_showroom
-from loader.spool import PAGE_ROWS, RowSpool
+from loader.shapes import ShapeError
+from loader.source import ReuseIndex, Showroom, athlon_showroom
 
 log = logging.getLogger(__name__)
 
+# Items dlt's extract buffers per table before writing them to its files.
+PAGE_ROWS = 100
 # Rows per table that dlt's normalize step buffers before writing its load files.
 NORMALIZE_BUFFER_ROWS = 1000
+# Load jobs dlt runs at once (its default is 20).
+LOAD_WORKERS = 4
+_LOCK_FILE = ".lock"
 
 UNCHANGED = "raw tables left unchanged"
 
@@ -111,57 +105,66 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     """Replace `raw` with the showroom as the API shows it now, or raise LoadError."""
     started = time.perf_counter()
     extracted_at = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="athlon-load-") as workdir:
-        work = Path(workdir)
-        fetched = RowSpool(work / "fetched.pickle")
-        stored = RowSpool(work / "stored.pickle")
+    limiter = RequestLimiter(settings.athlon_max_concurrency)
+
+    def new_client() -> ApiClient:
+        return ApiClient(
+            settings.athlon_api_url,
+            limiter,
+            max_retries=settings.athlon_http_max_retries,
+            backoff_seconds=settings.athlon_http_backoff_seconds,
+            timeout_seconds=settings.athlon_http_timeout_seconds,
+        )
+
+    with _workdir() as work, dlt.config.values(_dlt_config(settings)):
         try:
             connection = ensure_postgres(settings)
-            previous = PreviousSnapshot(connection)
-            showroom = asyncio.run(
-                _fetch(settings, previous, stored, extracted_at, fetched)
-            )
-        except (ApiError, ShapeError) as error:
-            raise LoadError(f"{error}; {UNCHANGED}") from error
+            baseline, index = read_previous(connection)
         except (DatabaseError, psycopg2.Error) as error:
             raise LoadError(
                 f"Could not read the current raw tables: {error}; {UNCHANGED}"
             ) from error
-        finally:
-            fetched.close()
-            stored.close()
+        pipeline = dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            pipelines_dir=str(work),
+            destination=dlt.destinations.postgres(
+                credentials=connection.dlt_credentials()
+            ),
+            dataset_name=LANDING_DATASET,
+        )
+        # Nothing of a previous run may come back: no state or schema from landing.
+        pipeline.config.restore_from_destination = False
+        showroom = _extract(settings, pipeline, new_client, index, extracted_at)
         if showroom.unknown_fields:
             log.info(
                 "API fields not loaded (not in loader.shapes): %s",
                 ", ".join(sorted(showroom.unknown_fields)),
             )
-        counts = {
-            CLUSTERS_TABLE: len(showroom.clusters),
-            VEHICLES_TABLE: fetched.rows + len(showroom.reused),
-            OPTIONS_TABLE: fetched.options + previous.option_count(showroom.reused),
-        }
-        _check_plausible(
-            counts,
-            previous.vehicle_count,
-            settings,
-            allow_shrink=allow_shrink,
-        )
-        if counts[VEHICLES_TABLE]:
-            vehicle_pages = itertools.chain(
-                fetched.pages(), reused_pages(stored, showroom.reused, extracted_at)
-            )
-            _write(showroom.clusters, vehicle_pages, connection, work / "dlt")
-        else:
-            _empty_raw(connection)
+        _check_plausible(showroom, baseline, settings, allow_shrink=allow_shrink)
+        try:
+            pipeline.normalize()
+            info = pipeline.load()
+        except PipelineStepFailed as error:
+            raise LoadError(
+                f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
+            ) from error
+        try:
+            rows = publish(connection, extracted_at, info.loads_ids)
+        except NoOptionsError as error:
+            raise LoadError(f"{error}; {UNCHANGED}") from error
+        except psycopg2.Error as error:
+            raise LoadError(
+                f"Publishing the load to raw failed: {error}; {UNCHANGED}"
+            ) from error
 
-    stats = showroom.stats
+    stats = limiter.stats
     summary = LoadSummary(
-        rows=counts,
+        rows=rows,
         requests=stats.requests,
         retries=stats.retries,
         seconds=round(time.perf_counter() - started, 3),
-        details_fetched=fetched.rows,
-        details_reused=len(showroom.reused),
+        details_fetched=showroom.fetched,
+        details_reused=showroom.reused,
         max_in_flight=stats.max_in_flight,
         anonymous_fallbacks=showroom.anonymous_fallbacks,
         extracted_at=extracted_at,
@@ -170,47 +173,136 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     return summary
 
 
-async def _fetch(
+def _dlt_config(settings: Settings) -> dict[str, Any]:
+    """dlt settings of a load: its thread pool, buffers and files.
+
+    The pool runs the per-cluster and per-car calls; twice the requests in flight, so
+    a call waiting out a back-off leaves no slot idle. dlt buffers 5,000 items per
+    table before writing (extract and normalize) and its load step reads each INSERT
+    file whole: small buffers and files keep every step's memory flat.
+    """
+    slots = settings.athlon_max_concurrency
+    return {
+        "extract.workers": 2 * slots,
+        "extract.max_parallel_items": 4 * slots,
+        "data_writer.buffer_max_items": PAGE_ROWS,
+        "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
+        "normalize.data_writer.file_max_items": NORMALIZE_BUFFER_ROWS,
+        "load.workers": LOAD_WORKERS,
+    }
+
+
+def _extract(
     settings: Settings,
-    previous: PreviousSnapshot,
-    stored: RowSpool,
+    pipeline: dlt.Pipeline,
+    new_client: Callable[[], ApiClient],
+    index: ReuseIndex,
     extracted_at: datetime,
-    fetched: RowSpool,
 ) -> Showroom:
-    """Fetch the showroom while a thread copies the current raw snapshot."""
-    opening = asyncio.ensure_future(asyncio.to_thread(previous.read, stored))
+    """Sign in and let dlt extract the whole showroom; LoadError if it cannot."""
+    member = new_client()
+    showroom: Showroom | None = None
     try:
-        return await fetch_showroom(settings, opening, extracted_at, fetched)
+        password = settings.athlon_password
+        identity = sign_in(
+            member,
+            username=settings.athlon_username,
+            password=password.get_secret_value() if password else None,
+            gross_yearly_income=settings.gross_yearly_income,
+            apply_loonheffingskorting=settings.apply_loonheffingskorting,
+        )
+        showroom = Showroom(
+            member,
+            new_client,
+            identity,
+            index,
+            extracted_at,
+            settings.athlon_details_refresh_hours,
+        )
+        # INSERT, not CSV + COPY: dlt's COPY reads "" as NULL in nullable columns,
+        # and every column but the keys is nullable.
+        pipeline.extract(athlon_showroom(showroom))
+    except (ApiError, ShapeError) as error:
+        raise LoadError(f"{error}; {UNCHANGED}") from error
+    except PipelineStepFailed as error:
+        cause = _api_cause(error)
+        raise LoadError(
+            f"{cause or f'dlt failed in its extract step: {error.exception}'}; "
+            f"{UNCHANGED}"
+        ) from error
     finally:
-        # After a failed fetch the read may still run (a thread cannot be cancelled):
-        # wait for it, and take its outcome so asyncio has nothing left to report.
-        await asyncio.wait([opening])
-        if not opening.cancelled():
-            opening.exception()
+        if showroom is not None:
+            showroom.close()
+        else:
+            member.close()
+    return showroom
+
+
+def _api_cause(error: BaseException) -> BaseException | None:
+    """The ApiError or ShapeError behind dlt's wrapping of a failed extract."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ApiError | ShapeError):
+            return current
+        seen.add(id(current))
+        current = (
+            getattr(current, "exception", None)
+            or current.__cause__
+            or (current.__context__)
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    """A fresh working directory, locked while this load runs, removed after it.
+
+    First removes the directories of loads that were killed: those whose lock no
+    process holds (the kernel drops a killed process's locks).
+    """
+    for stale in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        lock = stale / _LOCK_FILE
+        try:
+            with lock.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(stale, ignore_errors=True)
+                log.info("Removed %s, left by a load that was killed", stale)
+        except BlockingIOError:
+            continue  # a live load's
+        except OSError:
+            continue  # not ours to judge (not a directory, no permission)
+    # Made under another name, locked, then renamed: a directory is never visible
+    # under WORKDIR_PREFIX without its lock held, so another load's sweep above
+    # cannot take a live load's fresh directory for a killed one's.
+    unborn = Path(tempfile.mkdtemp(prefix=f"unborn-{WORKDIR_PREFIX}"))
+    work = unborn.with_name(unborn.name.removeprefix("unborn-"))
+    try:
+        with (unborn / _LOCK_FILE).open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            unborn.rename(work)
+            yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(unborn, ignore_errors=True)
 
 
 def _check_plausible(
-    counts: dict[str, int], baseline: int, settings: Settings, *, allow_shrink: bool
+    showroom: Showroom, baseline: int, settings: Settings, *, allow_shrink: bool
 ) -> None:
     """Refuse a picture that is more likely an API fault than the real showroom.
 
-    `counts` are the rows per table this run would load; `baseline` is the number of
-    vehicles in `raw.vehicles` before this run.
+    `baseline` is the number of vehicles in `raw.vehicles` before this run.
     """
-    count = counts[VEHICLES_TABLE]
+    count = showroom.cars
     if count == 0:
         if allow_shrink:
             log.warning("The showroom is empty; emptying raw (allow_shrink)")
             return
         raise LoadError(
-            f"Athlon API showed an empty showroom ({counts[CLUSTERS_TABLE]} clusters, "
+            f"Athlon API showed an empty showroom ({showroom.clusters} clusters, "
             f"0 vehicles; raw.vehicles has {baseline}); {UNCHANGED}. If the showroom "
             "really is empty, load again with allow_shrink (--allow-shrink)."
-        )
-    if counts[OPTIONS_TABLE] == 0:
-        raise LoadError(
-            f"Athlon API answered no options for any of the {count} vehicles; "
-            f"{UNCHANGED}"
         )
     if baseline == 0 or count >= baseline:
         return
@@ -231,66 +323,6 @@ def _check_plausible(
         f"{UNCHANGED}. If the drop is real, load again with allow_shrink "
         "(--allow-shrink)."
     )
-
-
-def _write(
-    clusters: list[Row],
-    vehicle_pages: Iterable[list[Row]],
-    connection: PostgresConnection,
-    pipelines_dir: Path,
-) -> None:
-    """Run dlt over the rows in the run's throw-away working directory."""
-    pipeline = dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        pipelines_dir=str(pipelines_dir),
-        destination=dlt.destinations.postgres(
-            credentials=connection.dlt_credentials(),
-            replace_strategy="insert-from-staging",
-        ),
-        dataset_name=DATASET_NAME,
-    )
-    # Nothing of a previous run may come back: no state or schema from `raw`.
-    pipeline.config.restore_from_destination = False
-    # dlt buffers 5,000 items per table before writing (extract and normalize). In
-    # extract an item is a whole vehicle with its options, and normalize parses each
-    # buffer as one line: ~100 MiB per 1,000 vehicles. Smaller buffers keep both
-    # steps' memory flat at a negligible cost in time.
-    buffer = {
-        "sources.data_writer.buffer_max_items": PAGE_ROWS,
-        "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
-    }
-    try:
-        with dlt.config.values(buffer):
-            # CSV + COPY is ~2x faster than dlt's INSERT batches for ~20k option
-            # rows. dlt's COPY reads "" as NULL in nullable columns; shapes makes
-            # that a no-op (required columns are NOT NULL, optional "" is None).
-            pipeline.run(
-                athlon_showroom(clusters, vehicle_pages), loader_file_format="csv"
-            )
-    except PipelineStepFailed as error:
-        raise LoadError(
-            f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
-        ) from error
-
-
-def _empty_raw(connection: PostgresConnection) -> None:
-    """Empty the three tables in one statement (allow_shrink and no vehicles)."""
-    tables = (CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE)
-    with connect(connection) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = %s and table_name = any(%s)",
-            (DATASET_NAME, list(tables)),
-        )
-        existing = [name for (name,) in cursor.fetchall()]
-        if existing:
-            cursor.execute(
-                sql.SQL("truncate {}").format(
-                    sql.SQL(", ").join(
-                        sql.Identifier(DATASET_NAME, name) for name in existing
-                    )
-                )
-            )
 
 
 __all__ = ["LoadError", "LoadSummary", "load"]

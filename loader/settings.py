@@ -10,6 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 # --- Where the data lands -----------------------------------------------------------
 DATASET_NAME = "raw"
+# dlt loads here first (and keeps each car's details here for reuse); one PostgreSQL
+# transaction then publishes every raw table from it at once.
+LANDING_DATASET = "raw_landing"
+LANDING_SUMMARIES = "vehicles"
+LANDING_DETAILS = "vehicle_details"
+LANDING_OPTIONS = "vehicle_details__options"
 PIPELINE_NAME = "athlon_showroom"
 SOURCE_NAME = "athlon_showroom"
 CLUSTERS_TABLE = "vehicle_clusters"
@@ -48,5 +54,11 @@ USER_AGENT = f"athlon-flex-notifier/{PROJECT_VERSION} (+{PROJECT_URL})"
 MAX_RETRY_AFTER_SECONDS = 60.0
 # Exponential back-off never waits longer than this between two tries.
 MAX_BACKOFF_SECONDS = 30.0
+# A cluster's VehicleVariation list shorter than its vehicleCount is asked for this
+# many more times before the load fails.
+COMPLETENESS_RETRIES = 2
+# Temporary working directories of loads: "<prefix><random>", removed when the load
+# ends, or by the next load when a killed one could not.
+WORKDIR_PREFIX = "athlon-load-"
 # Log progress of the detail calls at every this fraction of them.
 PROGRESS_STEP = 0.10

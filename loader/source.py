@@ -1,30 +1,65 @@
-"""The dlt source of the Athlon Flex showroom: three tables in dataset `raw`.
+"""The dlt source of the Athlon Flex showroom: dlt fetches, lands in `raw_landing`.
 
-The resources yield rows that `loader.showroom` already fetched and validated: the
-clusters from memory, the vehicles page by page from the run's spool files, so dlt
-never starts before the whole showroom is known to be good (see `loader.pipeline`)
-and never holds more than a page of vehicles. Column hints come from `loader.shapes`;
-the schema contract is explained in `loader/__init__.py`.
+    vehicle_clusters ──► vehicles (per cluster, parallel) ──► vehicle_details (per car,
+    GET VehicleCluster    GET VehicleVariation                  parallel) GET Vehicle
+
+- `vehicle_clusters` (replace): one row per make + model;
+- `vehicles` (replace): the run's list of cars, one summary row each. Complete: a
+  cluster's list must account for its `vehicleCount`; a shorter one is asked for again
+  (the API has answered [] for whole makes while still counting their cars), then the
+  load fails naming the cluster and both counts. Ids are lower-cased; a car listed
+  twice (in another case, or in two clusters) is kept once, with a warning;
+- `vehicle_details` (merge on `id`): details, pricing and the `options` child, fetched
+  only for new or changed cars or when older than `athlon_details_refresh_hours`;
+  the others keep the row of the run that fetched them. That merge is the reuse.
+The transformers run in dlt's thread pool; the shared `RequestLimiter` keeps the
+requests in flight within the setting. `loader.publish` then builds `raw` from the
+landing tables in one transaction. Column hints come from `loader.shapes`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
-from loader.settings import CLUSTERS_TABLE, SOURCE_NAME, VEHICLES_TABLE
+from loader.account import Identity
+from loader.http import ApiClient, ApiError
+from loader.settings import (
+    CLUSTERS_ENDPOINT,
+    CLUSTERS_TABLE,
+    COMPLETENESS_RETRIES,
+    DETAILS_ENDPOINT,
+    LANDING_DETAILS,
+    LANDING_SUMMARIES,
+    SEGMENT,
+    SORT_BY,
+    SOURCE_NAME,
+    VARIATIONS_ENDPOINT,
+)
 from loader.shapes import (
     CLUSTER_COLUMNS,
     CLUSTER_KEY,
+    DETAIL_COLUMNS,
     OPTION_COLUMNS,
-    VEHICLE_COLUMNS,
-    VEHICLE_KEY,
+    SUMMARY_COLUMNS,
     Row,
+    ShapeError,
+    cluster_row,
+    detail_row,
+    expect_list,
+    summary_hash,
+    summary_row,
 )
+
+log = logging.getLogger(__name__)
 
 # New API fields never reach dlt (shapes maps known keys only); these modes make any
 # column or type that is not declared a hard error in extract/normalize instead of a
@@ -35,29 +70,106 @@ SCHEMA_CONTRACT: dict[str, Any] = {
     "data_type": "freeze",
 }
 
+# vehicle id -> (summary hash, details fetched at) of the details the last load kept
+ReuseIndex = dict[str, tuple[str, datetime]]
 
-def _row_key(*parts: str) -> str:
+
+@dataclass
+class Showroom:
+    """How the API is asked, and what the extraction saw (for the checks after it)."""
+
+    member: ApiClient
+    anonymous: Callable[[], ApiClient]  # a cookie-less client, made when first needed
+    identity: Identity
+    index: ReuseIndex
+    extracted_at: datetime
+    refresh_hours: float
+    clusters: int = 0
+    cars: int = 0
+    fetched: int = 0
+    reused: int = 0
+    anonymous_fallbacks: int = 0
+    unknown_fields: set[str] = field(default_factory=set)
+    _seen: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _anonymous: ApiClient | None = None
+
+    def reusable(self, car: Row) -> bool:
+        """Whether this car's kept details still hold (same summary, fresh enough).
+
+        Each car's age limit is spread between half and all of `refresh_hours` (stable
+        per id), so after a full load the refreshes trickle in, not all at once.
+        """
+        kept = self.index.get(car["id"])
+        if kept is None or kept[0] != car["summary_hash"]:
+            return False
+        digest = hashlib.sha256(car["id"].encode()).digest()
+        spread = 0.5 + int.from_bytes(digest[:4], "big") / 2**33
+        return self.extracted_at - kept[1] < timedelta(
+            hours=self.refresh_hours * spread
+        )
+
+    def first_listing(self, car: Row, cluster: str) -> bool:
+        """Count the car, unless another listing of it came first (then warn)."""
+        with self._lock:
+            other = self._seen.get(car["id"])
+            if other is None:
+                self._seen[car["id"]] = cluster
+                self.cars += 1
+                return True
+        log.warning(
+            "Vehicle %s is listed twice (in %s and %s; ids compared without case); "
+            "loaded once",
+            car["id"],
+            other,
+            cluster,
+        )
+        return False
+
+    def anonymous_client(self) -> ApiClient:
+        with self._lock:
+            self.anonymous_fallbacks += 1
+            if self._anonymous is None:
+                self._anonymous = self.anonymous()
+            return self._anonymous
+
+    def close(self) -> None:
+        self.member.close()
+        if self._anonymous is not None:
+            self._anonymous.close()
+
+
+def row_key(*parts: str) -> str:
     """A stable `_dlt_id` from the natural key (dlt would draw a random one).
 
     Stable ids make two runs over an unchanged showroom differ only in `extracted_at`
-    and `_dlt_load_id`; the options' `_dlt_id`/`_dlt_parent_id` follow from it.
+    and `_dlt_load_id`; a car's summary and details rows share one, so the options'
+    `_dlt_parent_id` points at the car's row in `raw.vehicles`.
     """
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-@dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
-def athlon_showroom(
-    clusters: list[Row], vehicle_pages: Iterable[list[Row]]
-) -> Sequence[DltResource]:
-    """The showroom at one moment: its clusters and its vehicles with their options.
+def _warn(what: str, problems: list[str]) -> None:
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        log.warning("%s: %s%s; loaded as null", what, "; ".join(problems[:5]), more)
 
-    Args:
-        clusters: rows of `GET VehicleCluster` (see `shapes.cluster_row`).
-        vehicle_pages: pages of rows of `GET VehicleVariation` merged with
-            `GET Vehicle`, each with an `options` list (see `shapes.vehicle_row`);
-            read once, lazily, during dlt's extract.
-    """
-    return (vehicle_clusters(clusters), vehicles_resource(vehicle_pages))
+
+def _listing(
+    item: Any, cluster: Row, showroom: Showroom
+) -> tuple[Any, Row | None, list[str]]:
+    """One element of a cluster's list: itself, its car (None: no usable id), the
+    problems of its fields."""
+    problems: list[str] = []
+    return item, summary_row(item, cluster, showroom.unknown_fields, problems), problems
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
+def athlon_showroom(showroom: Showroom) -> Sequence[DltResource]:
+    """The showroom at one moment: clusters, cars, and the details fetched now."""
+    clusters = vehicle_clusters(showroom)
+    cars = clusters | vehicles(showroom)
+    return clusters, cars, cars | vehicle_details(showroom)
 
 
 @dlt.resource(
@@ -66,41 +178,116 @@ def athlon_showroom(
     write_disposition="replace",
     columns=CLUSTER_COLUMNS,
 )
-def vehicle_clusters(rows: list[Row]) -> Iterator[Any]:
-    """`raw.vehicle_clusters`: one row per make + model (`GET VehicleCluster`).
-
-    Replaced as a whole every run; `uri` is the cluster's showroom page.
-    """
-    for row in rows:
-        row["_dlt_id"] = _row_key(row["make"], row["model"])
-    # One list is one page for dlt: far cheaper than yielding row by row. An empty
-    # table still gets a (truncating) job through the materialize marker.
-    yield rows if rows else dlt.mark.materialize_table_schema()
-
-
-@dlt.resource(
-    name=VEHICLES_TABLE,
-    primary_key=list(VEHICLE_KEY),
-    write_disposition="replace",
-    columns=VEHICLE_COLUMNS,
-    nested_hints={"options": dlt.mark.make_nested_hints(columns=OPTION_COLUMNS)},
-)
-def vehicles_resource(pages: Iterable[list[Row]]) -> Iterator[Any]:
-    """`raw.vehicles` (one row per vehicle) and its child `raw.vehicles__options`.
-
-    Summary (`GET VehicleVariation`) and details (`GET Vehicle`) of each vehicle in
-    one row, nested objects flattened as `details__*` / `pricing__*`; the `options`
-    list becomes the child table (one row per option, carrying `vehicle_id`). The
-    child's key (`vehicle_id`, `id`) is validated by the loader, not declared to dlt:
-    dlt treats a nested table with a primary key as a root table and would drop its
-    `_dlt_parent_id` link.
-    """
-    empty = True
-    for page in pages:
-        for row in page:
-            row["_dlt_id"] = _row_key(row["id"])
-        if page:
-            empty = False
-            yield page
-    if empty:
+def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
+    """One row per make + model (`GET VehicleCluster`), replaced every run."""
+    where = f"GET {CLUSTERS_ENDPOINT}"
+    payload = showroom.member.get(CLUSTERS_ENDPOINT, {"Filters.Segment": SEGMENT})
+    seen: set[tuple[str, str]] = set()
+    for item in expect_list(payload, where):
+        problems: list[str] = []
+        row = cluster_row(
+            item, showroom.extracted_at, showroom.unknown_fields, problems
+        )
+        key = (row["make"], row["model"])
+        if key in seen:
+            raise ShapeError(f"{where}: cluster {key[0]} {key[1]} appears twice")
+        seen.add(key)
+        _warn(f"Cluster {key[0]} {key[1]}", problems)
+        row["_dlt_id"] = row_key(*key)
+        showroom.clusters += 1
+        yield row
+    if not seen:  # an empty table still gets a (truncating) job
         yield dlt.mark.materialize_table_schema()
+
+
+@dlt.transformer(
+    name=LANDING_SUMMARIES,
+    primary_key="id",
+    write_disposition="replace",
+    columns=SUMMARY_COLUMNS,
+    parallelized=True,
+)
+def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
+    """The cars of one cluster (`GET VehicleVariation`), at least `vehicleCount`."""
+    if not cluster:  # the empty clusters table's marker, not a cluster
+        return
+    params = {
+        "Filters.Segment": SEGMENT,
+        "Filters.Make": cluster["make"],
+        "Filters.Model": cluster["model"],
+        "Filters.SortBy": SORT_BY,
+    }
+    name = f"{cluster['make']} {cluster['model']}"
+    where = f"GET {VARIATIONS_ENDPOINT} for {name}"
+    count = cluster["vehicle_count"]
+    for attempt in range(1, COMPLETENESS_RETRIES + 2):
+        items = expect_list(
+            showroom.member.get(VARIATIONS_ENDPOINT, params, subject=name), where
+        )
+        listed = [_listing(item, cluster, showroom) for item in items]
+        # A car listed twice counts once; an entry without a usable id still counts
+        # (a car is there, it just cannot be told apart).
+        ids = {car["id"] for _, car, _ in listed if car is not None}
+        accounted = len(ids) + sum(car is None for _, car, _ in listed)
+        if accounted >= count:
+            break
+        log.info("%s listed %d of %d cars (try %d)", where, accounted, count, attempt)
+    else:
+        raise ShapeError(
+            f"{where} listed {accounted} vehicles, but {CLUSTERS_ENDPOINT} counts "
+            f"{count} in that cluster (asked {COMPLETENESS_RETRIES + 1} times)"
+        )
+    for item, car, problems in listed:
+        if car is None:
+            shown = item.get("id") if isinstance(item, dict) else item
+            log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
+        elif showroom.first_listing(car, name):
+            _warn(f"Vehicle {car['id']} ({where})", problems)
+            car["summary_hash"] = summary_hash(item, showroom.identity.context)
+            car["extracted_at"] = showroom.extracted_at
+            car["_dlt_id"] = row_key(car["id"])
+            yield car
+
+
+@dlt.transformer(
+    name=LANDING_DETAILS,
+    primary_key="id",
+    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    columns=DETAIL_COLUMNS,
+    nested_hints={"options": dlt.mark.make_nested_hints(columns=OPTION_COLUMNS)},
+    parallelized=True,
+)
+def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
+    """`GET Vehicle` of a new or changed car, merged on `id` (None: details reused).
+
+    A member's 404 (not leasable for them) is asked again anonymously. Odd content
+    is null, with one warning naming the car, and is not kept for reuse: the next
+    run asks again. The `options` list becomes the child `vehicle_details__options`;
+    its key (`vehicle_id`, `id`) is kept by `shapes`, not declared, since dlt treats
+    a nested table with a primary key as a root table.
+    """
+    if showroom.reusable(car):
+        with showroom._lock:
+            showroom.reused += 1
+        return None
+    vehicle_id = car["id"]
+    params = {"Segment": SEGMENT, "VehicleId": vehicle_id}
+    params.update(showroom.identity.detail_params)
+    subject = f"vehicle {vehicle_id}"
+    try:
+        payload = showroom.member.get(DETAILS_ENDPOINT, params, subject=subject)
+    except ApiError as error:
+        if not (error.status == 404 and showroom.identity.logged_in):
+            raise
+        log.debug("Vehicle %s not leasable for the member: anonymous", vehicle_id)
+        client = showroom.anonymous_client()
+        payload = client.get(DETAILS_ENDPOINT, params, subject=subject)
+    problems: list[str] = []
+    row = detail_row(payload, vehicle_id, showroom.unknown_fields, problems)
+    _warn(f"Vehicle {vehicle_id} (GET {DETAILS_ENDPOINT})", problems)
+    row["summary_hash"] = car["summary_hash"]
+    row["details_fetched_at"] = None if problems else showroom.extracted_at
+    row["_dlt_id"] = car["_dlt_id"]
+    with showroom._lock:
+        showroom.fetched += 1
+    return row

@@ -21,7 +21,8 @@ Usage::
 
     catalog = Catalog.generate(clusters=20, vehicles_per_cluster=5, seed=1)
     with FakeShowroom(catalog, username="user@example.com", password="secret") as api:
-        ...  # api.url, api.catalog.remove_vehicle(...), api.faults.add(...), api.stats
+        ...  # api.url, api.catalog.remove_vehicle(...), api.faults.add(...), api.stats,
+        # api.tampering.detail(vehicle_id, {"details": None})
 """
 
 from simulation.fake_api.catalog import Catalog, CatalogSnapshot
@@ -36,6 +37,7 @@ from simulation.fake_api.members import (
 from simulation.fake_api.reference_data import MODELS, FuelType
 from simulation.fake_api.server import FakeShowroom, serve
 from simulation.fake_api.stats import Stats
+from simulation.fake_api.tampering import MISSING, Tampering
 from simulation.fake_api.vehicle import (
     KM_PER_MONTH,
     Option,
@@ -47,6 +49,7 @@ from simulation.fake_api.vehicle import (
 __all__ = [
     "ENDPOINTS",
     "KM_PER_MONTH",
+    "MISSING",
     "MODELS",
     "SESSION_COOKIE",
     "TAX_RATES",
@@ -60,6 +63,7 @@ __all__ = [
     "MemberAccount",
     "Option",
     "Stats",
+    "Tampering",
     "TaxRate",
     "Vehicle",
     "contribution_per_month",

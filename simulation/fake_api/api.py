@@ -42,6 +42,7 @@ from simulation.fake_api.shapes import (
     vehicle_detail,
     vehicle_summary,
 )
+from simulation.fake_api.tampering import Tampering, apply_changes
 from simulation.fake_api.vehicle import Vehicle
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,12 @@ class ShowroomApi:
         catalog: Catalog,
         account: MemberAccount | None,
         sessions: Sessions,
+        tampering: Tampering | None = None,
     ) -> None:
         self.catalog = catalog
         self.account = account
         self.sessions = sessions
+        self.tampering = tampering if tampering is not None else Tampering()
         self._cache: dict[Any, Any] = {}
         self._routes: dict[str, tuple[str, Callable[[ApiRequest], ApiResponse]]] = {
             "VehicleCluster": ("GET", self._vehicle_clusters),
@@ -202,7 +205,19 @@ class ShowroomApi:
         model = (request.param("Filters.Model") or "").lower()
         max_price = _float_param(request, "Filters.MaxPricePerMonth")
         sort_by = (request.param("Filters.SortBy") or "").lower()
-        key = ("variations", snapshot.version, cars, make, model, max_price, sort_by)
+        tampering = self.tampering
+        if tampering.claim_empty(make, model):
+            return self._ok(b"[]")
+        key = (
+            "variations",
+            snapshot.version,
+            tampering.version,
+            cars,
+            make,
+            model,
+            max_price,
+            sort_by,
+        )
 
         def build() -> bytes:
             vehicles = self._filtered(snapshot, cars, make, model, max_price)
@@ -210,7 +225,11 @@ class ShowroomApi:
                 vehicles.sort(
                     key=lambda v: v.calculated_price, reverse=sort_by.startswith("-")
                 )
-            summaries = [vehicle_summary(vehicle) for vehicle in vehicles]
+            summaries = [
+                listed
+                for vehicle in vehicles
+                for listed in tampering.summaries(vehicle_summary(vehicle))
+            ]
             return encode(summaries, SUMMARY_DECIMALS)
 
         return self._ok(self._cached(key, build))
@@ -256,6 +275,12 @@ class ShowroomApi:
             if budget is None:
                 budget = self.account.actual_budget_per_month
             tax = _tax_percentage(request.cookies)
+        changes = self.tampering.detail_changes(vehicle.id)
+        if changes:
+            detail = vehicle_detail(
+                vehicle, budget_per_month=budget, tax_percentage=tax
+            )
+            return self._ok(encode(apply_changes(detail, changes), DETAIL_DECIMALS))
         key = ("vehicle", vehicle.id, budget, tax)
         cached = self._cache.get(key)
         if cached is not None and cached[0] is vehicle:

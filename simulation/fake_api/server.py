@@ -14,6 +14,7 @@ from simulation.fake_api.faults import Faults
 from simulation.fake_api.handler import ShowroomHttpServer
 from simulation.fake_api.members import MemberAccount, Sessions
 from simulation.fake_api.stats import Stats
+from simulation.fake_api.tampering import Tampering
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,9 @@ class FakeShowroom:
     """A real HTTP server speaking the Athlon Flex showroom API over a `Catalog`.
 
     `start()` serves from a background thread and returns self; `url` is the API base
-    (`http://127.0.0.1:<port>/api/v1`). Change `catalog`, `faults` and `latency_ms`
-    while it runs; read `stats`. Logging in works when a username and password (or an
-    `account`) are given.
+    (`http://127.0.0.1:<port>/api/v1`). Change `catalog`, `faults`, `tampering` (odd
+    but well-formed answers) and `latency_ms` while it runs; read `stats`. Logging in
+    works when a username and password (or an `account`) are given.
     """
 
     def __init__(
@@ -52,9 +53,10 @@ class FakeShowroom:
         self._requested_port = port
         self.latency_ms = latency_ms
         self.faults = Faults()
+        self.tampering = Tampering()
         self.stats = Stats()
         self.sessions = Sessions()
-        self.api = ShowroomApi(self.catalog, account, self.sessions)
+        self.api = ShowroomApi(self.catalog, account, self.sessions, self.tampering)
         self._server: ShowroomHttpServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -7,15 +7,17 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 from athlon_flex.database import ensure_postgres
 from athlon_flex.settings import Settings
-from loader.pipeline import load
+from loader.pipeline import _workdir, load
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
@@ -51,7 +53,7 @@ def _kill(process: subprocess.Popen) -> int:
 
 
 class _StagingWatch:
-    """Sees another session run a statement on dlt's staging dataset `raw_staging`."""
+    """Sees another session run a statement on dlt's landing dataset `raw_landing`."""
 
     def __init__(self, settings: Settings) -> None:
         self._conn = psycopg2.connect(**ensure_postgres(settings).connect_kwargs())
@@ -62,7 +64,7 @@ class _StagingWatch:
             cursor.execute(
                 "select count(*) from pg_stat_activity where pid <> pg_backend_pid() "
                 "and datname = current_database() and state = 'active' "
-                "and query ilike '%raw_staging%'"
+                "and query ilike '%raw_landing%'"
             )
             return cursor.fetchone()[0] > 0
 
@@ -105,7 +107,7 @@ def test_load_killed_mid_run_leaves_raw_unchanged_and_the_next_cycle_is_exact(
     assert api.stats.requests_by_endpoint["Vehicle"] < len(catalog)
     assert raw_contents(settings) == before
 
-    # Killed once every detail is fetched, as soon as dlt works on its staging
+    # Killed once every detail is fetched, as soon as dlt works on its landing
     # tables: raw is the old snapshot or the whole new one, never a mix.
     api.latency_ms = 0
     api.stats.reset()
@@ -174,8 +176,84 @@ def test_two_runs_at_once_one_refuses_and_changes_nothing(
         winner_out.read_text()
     )
     # One load, one snapshot version per car, one email: the loser did nothing.
-    assert query(settings, "select count(*) from raw._dlt_loads") == [(1,)]
+    assert query(settings, "select count(*) from raw_landing._dlt_loads") == [(1,)]
     assert query(settings, "select count(*) from snapshots.snap_vehicles") == [(6,)]
     texts = [mail.text for mail in smtp_server.messages_to(RECIPIENT)]
     assert len(texts) == 1
     assert_nothing_lost_or_doubled(settings, api.catalog, texts)
+
+
+def test_a_killed_loads_temporary_files_are_removed_by_the_next_load(
+    fake_api_factory: Callable[..., FakeShowroom],
+    make_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = fake_api_factory(clusters=10, vehicles_per_cluster=10, seed=5)
+    settings = make_settings(**quick_settings(api, smtp_server))
+    load(settings)
+    before = raw_contents(settings)
+    api.catalog.add_vehicle()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    api.latency_ms = 100
+    api.stats.reset()
+
+    env = cli_env(settings, TMPDIR=str(temp), ATHLON_DETAILS_REFRESH_HOURS="0")
+    process, _, stderr = start_cli("load", env=env, cwd=tmp_path, name="killed")
+    try:
+        _wait_for(
+            lambda: api.stats.requests_by_endpoint["Vehicle"] >= 10,
+            process,
+            "10 detail requests",
+        )
+    finally:
+        code = _kill(process)
+    assert code == -signal.SIGKILL, stderr.read_text()
+    (left,) = list(temp.iterdir())
+    assert left.name.startswith("athlon-load-")
+    assert (left / "athlon_showroom").is_dir()  # dlt's pipeline directory
+    assert raw_contents(settings) == before
+
+    api.latency_ms = 0
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    summary = load(settings)
+
+    assert list(temp.iterdir()) == []
+    assert summary.rows["vehicles"] == len(api.catalog) == 101
+
+
+def test_a_live_loads_temporary_files_survive_another_loads_sweep(
+    fake_api_factory: Callable[..., FakeShowroom],
+    make_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = fake_api_factory(clusters=5, vehicles_per_cluster=10, seed=6)
+    settings = make_settings(**quick_settings(api, smtp_server))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    api.latency_ms = 100
+    env = cli_env(settings, TMPDIR=str(temp))
+    process, _, stderr = start_cli("load", env=env, cwd=tmp_path, name="live")
+    try:
+        _wait_for(
+            lambda: api.stats.requests_by_endpoint["Vehicle"] >= 5,
+            process,
+            "5 detail requests",
+        )
+        (live,) = list(temp.iterdir())
+        assert live.name.startswith("athlon-load-")
+        # Another load starting now sweeps the temp folder for killed loads' files.
+        monkeypatch.setattr(tempfile, "tempdir", str(temp))
+        with _workdir() as other:
+            assert other != live
+            assert live.is_dir()
+        assert process.wait(timeout=300) == 0, stderr.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    assert list(temp.iterdir()) == []
+    assert query(settings, "select count(*) from raw.vehicles") == [(len(api.catalog),)]

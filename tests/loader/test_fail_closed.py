@@ -180,3 +180,42 @@ def test_one_vehicle_without_options_is_loaded_with_none(
 
     assert summary.rows["vehicles"] == 2
     assert {row["vehicle_id"] for row in rows(db, "vehicles__options")} == {second.id}
+
+
+def test_empty_showroom_on_a_first_load_with_allow_shrink_lands_nothing(
+    fake_api_factory: Callable[..., FakeShowroom],
+    loader_settings: Callable[..., Settings],
+    db: Any,
+) -> None:
+    api = fake_api_factory(catalog=Catalog([]))
+
+    summary = load(loader_settings(api), allow_shrink=True)
+
+    assert summary.rows == {
+        "vehicle_clusters": 0,
+        "vehicles": 0,
+        "vehicles__options": 0,
+    }
+    assert {table: rows for table, rows in raw_contents(db).items() if rows} == {}
+
+
+def test_a_list_padded_with_a_twin_does_not_account_for_a_missing_car(
+    fake_api: FakeShowroom, refused_load: Callable[[], str]
+) -> None:
+    first = fake_api.catalog.vehicles[0]
+    second = next(
+        v
+        for v in fake_api.catalog.vehicles
+        if v.cluster_key == first.cluster_key and v is not first
+    )
+    # The second car's entry comes back as the first car, in upper case: two
+    # entries for a cluster of two, but one car.
+    fake_api.tampering.summary(second.id, {"id": first.id.upper()})
+
+    message = refused_load()
+
+    assert message == (
+        f"GET VehicleVariation for {first.make} {first.model} listed 1 vehicles, but "
+        "VehicleCluster counts 2 in that cluster (asked 3 times); raw tables left "
+        "unchanged"
+    )

@@ -1,12 +1,12 @@
-"""The load's memory does not grow with the showroom (it streams; see loader.spool).
+"""The load's memory does not grow with the showroom (dlt streams it through files).
 
 Measured with tracemalloc: every Python allocation the load makes, in every thread,
 counted exactly, so unlike RSS or time it does not depend on the machine's load. A
-showroom four times larger may cost a little more (the summaries of the vehicles
-whose details are reused stay in memory, about 2 KiB each), but nowhere near four
-times: before the loader streamed, it held every row (~55 KiB per vehicle with its
-options) and the peak grew with the showroom. RSS figures at 1,000 to 10,000
-vehicles are in docs/benchmarks.md.
+showroom four times larger may cost a little more (the cars' ids and the reuse index
+stay in memory), but nowhere near four times: a loader that held every row (~55 KiB
+per vehicle with its options) grew with the showroom. RSS figures at 1,000 to 10,000
+vehicles are in docs/benchmarks.md; dlt's buffers and files are set in
+`loader.pipeline._dlt_config`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def _first_and_steady_peaks(
     api: FakeShowroom, settings: Settings, db: Any
 ) -> tuple[float, float]:
     with db.cursor() as cursor:
-        cursor.execute("drop schema if exists raw, raw_staging cascade")
+        cursor.execute(
+            "drop schema if exists raw, raw_landing, raw_landing_staging cascade"
+        )
     first, first_peak = _peak_mib(settings)
     steady, steady_peak = _peak_mib(settings)
     vehicles = len(api.catalog.vehicles)

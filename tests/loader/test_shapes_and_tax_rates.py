@@ -1,4 +1,4 @@
-"""Real API answers map to the documented rows; bad ones fail naming the field.
+"""Real API answers map to the documented rows; odd values become null, named.
 
 Uses the real responses in tests/fake_api/samples and, for the tax bracket, the
 public client's own TaxRates logic as the reference the loader reimplements.
@@ -17,7 +17,7 @@ from athlon_flex_client.models.tax_rate import TaxRate as ClientTaxRate
 from athlon_flex_client.models.tax_rate import TaxRates as ClientTaxRates
 
 from loader.account import TaxRate, rate_of_income
-from loader.shapes import ShapeError, cluster_row, detail_columns, summary_columns
+from loader.shapes import ShapeError, cluster_row, detail_row, summary_row
 from simulation.fake_api import TAX_RATES
 
 # The repository's copy of shared/athlon-api-samples (real API responses).
@@ -32,8 +32,9 @@ def _sample(name: str) -> Any:
 
 def test_real_cluster_sample_maps_to_a_raw_cluster_row() -> None:
     unknown: set[str] = set()
+    problems: list[str] = []
 
-    row = cluster_row(_sample("vehicle_cluster.json"), RUN, unknown)
+    row = cluster_row(_sample("vehicle_cluster.json"), RUN, unknown, problems)
 
     assert row == {
         "make": "BMW",
@@ -53,15 +54,18 @@ def test_real_cluster_sample_maps_to_a_raw_cluster_row() -> None:
         "extracted_at": RUN,
     }
     assert unknown == set()
+    assert problems == []
 
 
 def test_real_vehicle_sample_maps_to_details_pricing_and_options() -> None:
     unknown: set[str] = set()
+    problems: list[str] = []
 
-    columns = detail_columns(_sample("vehicle.json"), VEHICLE_ID, RUN, unknown)
+    columns = detail_row(_sample("vehicle.json"), VEHICLE_ID, unknown, problems)
 
     options = columns.pop("options")
     assert columns == {
+        "id": VEHICLE_ID,
         "make": "BMW",
         "model": "3 Serie Touring",
         "type": "320iA Business Edition 5D 135kW",
@@ -104,64 +108,129 @@ def test_real_vehicle_sample_maps_to_details_pricing_and_options() -> None:
         "external_id": "6e09a259-871f-401b-ad4a-cb09ca614699",
         "option_name": "Airconditioning",
         "included": True,
-        "extracted_at": RUN,
     }
     assert [o["option_name"] for o in options if not o["included"]][:2] == [
         "Derde zitrij",
         "Fietsendrager",
     ]
     assert unknown == set()
+    assert problems == []
 
 
 @pytest.mark.parametrize(
-    ("path", "value", "message"),
+    ("path", "value", "column", "expected", "problem"),
     [
         (
             ("details", "licensePlate"),
             None,
-            f"GET Vehicle for vehicle {VEHICLE_ID}: required field "
-            "Vehicle.details.licensePlate is missing or null",
+            "details__license_plate",
+            None,
+            "Vehicle.details.licensePlate is missing",
         ),
         (
             ("pricing", "calculatedPricePerMonthInEuro"),
             "1010",
-            f"GET Vehicle for vehicle {VEHICLE_ID}: field Vehicle.pricing."
-            'calculatedPricePerMonthInEuro is "1010", expected a number',
+            "pricing__calculated_price_per_month_in_euro",
+            1010.0,
+            None,
+        ),
+        (
+            ("pricing", "calculatedPricePerMonthInEuro"),
+            1e30,
+            "pricing__calculated_price_per_month_in_euro",
+            None,
+            "Vehicle.pricing.calculatedPricePerMonthInEuro is 1e+30: outside 0 to "
+            "1e+06",
         ),
         (
             ("modelYear",),
             2022.5,
-            f"GET Vehicle for vehicle {VEHICLE_ID}: field Vehicle.modelYear is 2022.5, "
-            "expected a whole number",
+            "model_year",
+            None,
+            None,  # the top level repeats the summary, whose problems are named
         ),
         (
             ("details", "registrationDate"),
-            "yesterday",
-            f"GET Vehicle for vehicle {VEHICLE_ID}: field "
-            'Vehicle.details.registrationDate is "yesterday", expected an ISO 8601 '
+            "22-06-2022",
+            "details__registration_date",
+            None,
+            'Vehicle.details.registrationDate is "22-06-2022": expected an ISO 8601 '
             "date-time",
         ),
         (
-            ("id",),
-            "00000000-0000-0000-0000-000000000000",
-            f"GET Vehicle for vehicle {VEHICLE_ID}: answered vehicle "
-            "00000000-0000-0000-0000-000000000000 instead",
+            ("details", "color"),
+            "Wit\x00",
+            "details__color",
+            None,
+            'Vehicle.details.color is "Wit\\u0000": holds a NUL character',
+        ),
+        (
+            ("details", "bodyType"),
+            "x" * 2001,
+            "details__body_type",
+            None,
+            "Vehicle.details.bodyType is "
+            + '"'
+            + "x" * 56
+            + "...: longer than 2000 characters",
         ),
     ],
 )
-def test_bad_vehicle_answer_fails_naming_vehicle_and_field(
-    path: tuple[str, ...], value: Any, message: str
+def test_odd_value_becomes_null_and_is_named_the_rest_lands(
+    path: tuple[str, ...], value: Any, column: str, expected: Any, problem: str | None
 ) -> None:
     payload = copy.deepcopy(_sample("vehicle.json"))
     target = payload
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
+    problems: list[str] = []
 
-    with pytest.raises(ShapeError) as failure:
-        detail_columns(payload, VEHICLE_ID, RUN, set())
+    row = detail_row(payload, VEHICLE_ID, set(), problems)
 
-    assert str(failure.value) == message
+    assert row[column] == expected
+    assert problems == ([problem] if problem else [])
+    assert row["details__official_color"] == "Mineralweiß"
+    assert len(row["options"]) == 19
+
+
+@pytest.mark.parametrize("part", ["details", "pricing", "options"])
+@pytest.mark.parametrize("value", [None, "missing", "oops"])
+def test_missing_or_malformed_part_is_null_and_named(part: str, value: Any) -> None:
+    payload = copy.deepcopy(_sample("vehicle.json"))
+    if value == "missing":
+        del payload[part]
+    else:
+        payload[part] = value
+    problems: list[str] = []
+
+    row = detail_row(payload, VEHICLE_ID, set(), problems)
+
+    shown = "null" if value in (None, "missing") else '"oops"'
+    kind = "a list" if part == "options" else "an object"
+    assert problems == [f"Vehicle.{part} is {shown}, not {kind}"]
+    if part == "options":
+        assert row["options"] == []
+    else:
+        assert {k: v for k, v in row.items() if k.startswith(f"{part}__")} == {
+            k: None for k in row if k.startswith(f"{part}__")
+        }
+    assert row["make"] == "BMW"
+
+
+def test_answer_about_another_vehicle_lands_no_details() -> None:
+    payload = copy.deepcopy(_sample("vehicle.json"))
+    payload["id"] = "00000000-0000-0000-0000-000000000000"
+    problems: list[str] = []
+
+    row = detail_row(payload, VEHICLE_ID, set(), problems)
+
+    assert problems[0] == (
+        'the answer is about vehicle "00000000-0000-0000-0000-000000000000"'
+    )
+    assert row["id"] == VEHICLE_ID
+    assert row["details__license_plate"] is None
+    assert row["options"] == []
 
 
 def test_new_api_fields_are_not_loaded_but_reported() -> None:
@@ -171,7 +240,7 @@ def test_new_api_fields_are_not_loaded_but_reported() -> None:
     payload["options"][0]["category"] = "comfort"
     unknown: set[str] = set()
 
-    columns = detail_columns(payload, VEHICLE_ID, RUN, unknown)
+    columns = detail_row(payload, VEHICLE_ID, unknown, [])
 
     assert unknown == {
         "Vehicle.co2Label",
@@ -182,15 +251,34 @@ def test_new_api_fields_are_not_loaded_but_reported() -> None:
     assert "category" not in columns["options"][0]
 
 
-def test_summary_without_a_required_key_fails_naming_the_cluster() -> None:
-    where = "GET VehicleVariation for BMW 3 Serie Touring"
-    summary = {"id": VEHICLE_ID, "make": "BMW", "model": "3 Serie Touring"}
+def test_summary_ids_are_lower_cased_and_unusable_ids_skip_the_car() -> None:
+    cluster = {"make": "BMW", "model": "3 Serie Touring"}
+    problems: list[str] = []
+
+    row = summary_row({"id": VEHICLE_ID.upper(), "type": 5}, cluster, set(), problems)
+
+    assert row is not None
+    assert (row["id"], row["make"], row["model"], row["type"]) == (
+        VEHICLE_ID,
+        "BMW",
+        "3 Serie Touring",
+        None,
+    )
+    assert "VehicleVariation.type is 5: expected a string" in problems
+    for odd in ("x" * 65, "", None, 42, "a\x00b"):
+        assert summary_row({"id": odd}, cluster, set(), []) is None
+
+
+def test_cluster_without_make_model_or_count_fails_the_load() -> None:
+    cluster = _sample("vehicle_cluster.json")
+    del cluster["vehicleCount"]
 
     with pytest.raises(ShapeError) as failure:
-        summary_columns(summary, where, set())
+        cluster_row(cluster, RUN, set(), [])
 
     assert str(failure.value) == (
-        f"{where}: required field VehicleVariation.type is missing or null"
+        "GET VehicleCluster: a cluster without a usable make, model or vehicleCount "
+        "(VehicleCluster.vehicleCount is missing)"
     )
 
 
