@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from simulation.fake_api import MISSING, FakeShowroom
+from simulation.fake_api.shapes import vehicle_detail
 
 
 @pytest.fixture
@@ -68,4 +69,4 @@ def test_summary_and_detail_changes_and_duplicates(
     honest = http.get(
         "/Vehicle", params={"Segment": "Cars", "VehicleId": vehicle.id}
     ).json()
-    assert honest == vehicle.to_detail_json()
+    assert honest == vehicle_detail(vehicle)
