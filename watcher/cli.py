@@ -169,6 +169,35 @@ def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
 
 
 @app.command()
+def watch() -> None:
+    """Run a cycle whenever the showroom changes, and a full one every 10 minutes.
+
+    Asks `GET VehicleCluster` every ATHLON_WATCH_INTERVAL_SECONDS (one request) and
+    runs a cycle as soon as it differs from the last load, at most one per
+    ATHLON_WATCH_MIN_GAP_SECONDS. Ctrl-C stops it between two stages (twice: at once).
+    """
+    settings = _settings()
+    import signal
+    import threading
+
+    from watcher.watch import Watch
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        typer.echo(
+            "stopping after the current stage (Ctrl-C again stops at once)", err=True
+        )
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    _run_stage(lambda: Watch(settings, stop=stop).run())
+    typer.echo("watch stopped")
+
+
+@app.command()
 def status() -> None:
     """Say where the database, the dbt project and the DAGs are, and what runs."""
     settings = _settings()
