@@ -295,12 +295,41 @@ def bench(
     vehicles_per_cluster: Annotated[int, typer.Option(min=1)] = 10,
     latency_ms: Annotated[int, typer.Option(min=0)] = 50,
     cycles: Annotated[int, typer.Option(min=1, help="first, steady, churn, ...")] = 3,
+    arrivals: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Instead: run `athlon-flex watch` and time this many single "
+            "arrivals from the showroom to a local inbox (needs aiosmtpd).",
+        ),
+    ] = 0,
+    quiet_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="With --arrivals: then count requests this long."),
+    ] = 600,
     report: Annotated[
         Path | None, typer.Option(help="Append the figures as Markdown here.")
     ] = None,
 ) -> None:
     """Measure full cycles against the simulated API (own database, dropped first)."""
     settings = _settings()
+    if arrivals:
+        from simulation.latency import run_latency_bench
+
+        latency = run_latency_bench(
+            settings,
+            clusters=clusters,
+            vehicles_per_cluster=vehicles_per_cluster,
+            latency_ms=latency_ms,
+            arrivals=arrivals,
+            quiet_seconds=quiet_seconds,
+            echo=typer.echo,
+        )
+        typer.echo(latency.table())
+        if report:
+            with report.open("a", encoding="utf-8") as handle:
+                handle.write(latency.table() + "\n\n")
+        return
     from simulation.bench import run_bench, write_report
 
     result = run_bench(
