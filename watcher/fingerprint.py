@@ -87,6 +87,10 @@ def parse_response(response: httpx.Response) -> Fingerprint:
         raise WatchError(f"GET {CLUSTERS_ENDPOINT} returned no JSON") from None
     if not isinstance(payload, list):
         raise WatchError(f"GET {CLUSTERS_ENDPOINT} returned no list")
+    if not payload:
+        # The load refuses an empty showroom (fail closed), so a cycle would only
+        # fail: an outage's empty answer is no news.
+        raise WatchError(f"GET {CLUSTERS_ENDPOINT} returned no clusters")
     return fingerprint_of(payload)
 
 

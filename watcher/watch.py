@@ -70,10 +70,11 @@ class Watch:
         self._cycle = cycle or (lambda _reason: run_cycle(settings, stop=self.stop))
         self._clock = clock
         self.stats = WatchStats()
-        # The API's fingerprint a successful triggered cycle was run for. If the
-        # load still differs from it afterwards (something the fingerprint sees
-        # differently from the load), asking again would trigger a cycle every
-        # minute for nothing; the periodic cycle covers it instead.
+        # The API's fingerprint the last triggered cycle was run for. If the load
+        # still differs from it afterwards (the cycle failed, or the fingerprint
+        # sees something differently from the load), triggering again would run a
+        # cycle every minute for nothing (a full load each: no politeness in an
+        # outage); the periodic cycle covers it instead.
         self._acted_on: Fingerprint | None = None
         self._last_triggered = -math.inf
 
@@ -146,6 +147,7 @@ class Watch:
         self.stats.cycles.append((reason, started))
         if reason == TRIGGERED:
             self._last_triggered = started
+            self._acted_on = seen
         try:
             summary = self._cycle(reason)
         except CycleStopped:
@@ -159,8 +161,6 @@ class Watch:
             self.stats.cycle_failures += 1
             log.exception("%s cycle failed unexpectedly", reason.capitalize())
             return
-        if reason == TRIGGERED:
-            self._acted_on = seen
         notified = getattr(summary, "notify", None)
         log.info(
             "%s cycle done in %.1f s%s",

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from athlon_flex.database import connect, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.pipeline import load
@@ -197,6 +198,61 @@ def test_failing_watch_requests_never_stop_the_periodic_cycle(
     assert set(_reasons(watch)) == {SCHEDULED}
     assert watch.stats.poll_failures == watch.stats.polls
     assert watch.stats.cycle_failures == 1
+
+
+def test_a_failed_triggered_cycle_is_not_retried_for_the_same_picture(
+    settings: Settings, fake_api_factory: Callable
+) -> None:
+    catalog = Catalog.generate(clusters=3, vehicles_per_cluster=2, seed=8)
+    api = fake_api_factory(catalog=catalog)
+    watched = _watch_settings(settings, api.url)
+    done: list[str] = []
+    load_cycle = _loading(watched, done)
+    attempts: list[str] = []
+
+    def cycle(reason: str) -> object:
+        attempts.append(reason)
+        if reason == TRIGGERED and len(attempts) == 2:
+            raise StageError("SMTP refused (simulated): nothing landed")
+        return load_cycle(reason)
+
+    watch = Watch(watched, cycle=cycle)
+    with _running(watch):
+        _wait_for(lambda: done == [SCHEDULED], "the first full cycle")
+        catalog.add_vehicle()
+        _wait_for(lambda: len(attempts) == 2, "the failing triggered cycle")
+        _quiet_polls(watch, 15)
+        assert attempts == [SCHEDULED, TRIGGERED]  # not every poll again
+        catalog.add_vehicle()  # a new picture: a new try, which lands both cars
+        _wait_for(lambda: len(done) == 2, "the next triggered cycle")
+        _quiet_polls(watch)
+
+    assert attempts == [SCHEDULED, TRIGGERED, TRIGGERED]
+    assert watch.stats.cycle_failures == 1
+    # The last cycle landed both arrivals: the load matches the showroom again.
+    with connect(ensure_postgres(watched)) as conn, conn.cursor() as cursor:
+        cursor.execute("select count(*) from raw.vehicles")
+        assert cursor.fetchone() == (8,)
+
+
+def test_an_empty_answer_is_no_news(
+    settings: Settings, fake_api_factory: Callable
+) -> None:
+    catalog = Catalog.generate(clusters=2, vehicles_per_cluster=2, seed=4)
+    api = fake_api_factory(catalog=catalog)
+    watched = _watch_settings(settings, api.url)
+    done: list[str] = []
+    watch = Watch(watched, cycle=_loading(watched, done))
+    with _running(watch):
+        _wait_for(lambda: done == [SCHEDULED], "the first full cycle")
+        gone = catalog.clear()  # an outage that answers with an empty list
+        _quiet_polls(watch, 10)
+        for vehicle in gone:
+            catalog.return_vehicle(vehicle)
+        _quiet_polls(watch)
+
+    assert done == [SCHEDULED]
+    assert watch.stats.poll_failures >= 10
 
 
 def test_stop_ends_a_cycle_between_two_stages_with_the_load_kept(
