@@ -113,6 +113,9 @@ class Watch:
                         else:
                             # Look again the moment the gap ends (it may have settled).
                             next_poll = min(next_poll, ready_at)
+                            log.info(
+                                "Minimum gap: the cycle waits %.0f s", ready_at - now
+                            )
                 wait = min(next_cycle, next_poll) - self._clock()
                 if wait > 0:
                     self.stop.wait(wait)
@@ -139,7 +142,7 @@ class Watch:
             return None
         if api == self._acted_on:
             return None
-        log.info("Showroom changed (%s): running a cycle", describe_change(api, loaded))
+        log.info("Showroom changed (%s)", describe_change(api, loaded))
         return api
 
     def _run(self, reason: str, seen: Fingerprint | None) -> None:
