@@ -307,6 +307,10 @@ def bench(
         float,
         typer.Option(min=0, help="With --arrivals: then count requests this long."),
     ] = 600,
+    spacing_seconds: Annotated[
+        tuple[float, float],
+        typer.Option(help="With --arrivals: seconds between two, uniform in [a, b]."),
+    ] = (20.0, 100.0),
     report: Annotated[
         Path | None, typer.Option(help="Append the figures as Markdown here.")
     ] = None,
@@ -322,6 +326,7 @@ def bench(
             vehicles_per_cluster=vehicles_per_cluster,
             latency_ms=latency_ms,
             arrivals=arrivals,
+            spacing_seconds=spacing_seconds,
             quiet_seconds=quiet_seconds,
             echo=typer.echo,
         )
