@@ -2,7 +2,8 @@
 
 `build` runs `dbt build`: seeds, staging, the SCD2 snapshots, intermediate models
 and marts, and every data test, in dependency order. A failing data test stops
-everything downstream of it, so a corrupt load never reaches the snapshots.
+everything downstream of it, so a corrupt load never reaches the snapshots. Between
+full builds (after a project change, daily) it builds selectors.yml's `cycle`.
 `run_unit_tests` runs the `unit_tests:` (CI and tests; not every ten minutes).
 `check_source_freshness` is separate because `dbt build` does not check freshness;
 the DAG calls it right before `build`. `generate_docs` / `serve_docs` give the
@@ -137,8 +138,8 @@ def build(
     an edited model, test or seed), and once every FULL_BUILD_EVERY. Otherwise it is
     the cycle's build (`--selector cycle`): snapshots, the table marts and the data
     tests on the raw load, the snapshots and the marts, leaving out the seed, the
-    views and the tests that repeat a raw test or a primary key (about 40 of 104
-    nodes, which cost time per node, not per row).
+    views and the tests that repeat a raw test or a primary key (38 of 104 nodes,
+    which cost time per node, not per row).
     """
     _require_raw_tables(settings)
     fingerprint = _project_fingerprint()
@@ -153,7 +154,7 @@ def build(
     )
     command = ["build", "--exclude-resource-type", "unit_test"]
     if not is_full:
-        # manifest.json (several MB, about 1 s to write) only changes with the
+        # manifest.json (about 1 MB, about 1 s to write) only changes with the
         # project, so the full build writes it; run_results.json is written below.
         command += ["--selector", "cycle", "--no-write-json"]
     if full_refresh:
