@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     athlon_max_shrink_percent: float = Field(default=50.0, ge=0, le=100)
     athlon_details_refresh_hours: float = Field(default=24.0, ge=0)
 
+    # --- `athlon-flex watch` (and the Airflow trigger) ------------------------------
+    athlon_watch_interval_seconds: float = Field(default=30.0, gt=0)
+    athlon_watch_min_gap_seconds: float = Field(default=60.0, ge=0)
+    athlon_watch_cycle_seconds: float = Field(default=600.0, gt=0)
+
     # --- Where state lives --------------------------------------------------------
     athlon_data_dir: Path = Path(".athlon")
 

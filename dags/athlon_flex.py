@@ -1,4 +1,5 @@
-"""`athlon_flex`: every 10 minutes, load the showroom, rebuild its history, notify.
+"""`athlon_flex`: load the showroom, rebuild its history, notify; every 10 minutes and
+whenever the showroom changes (an AssetWatcher with watcher.trigger's trigger).
 
 Wiring only. Each task calls the stage function the CLI calls (docs/architecture.md),
 imported inside the task, so parsing this file imports no dlt or dbt and touches no
@@ -15,6 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pendulum
 from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
     CronTriggerTimetable,
     ExceptionRetryPolicy,
     Param,
@@ -25,12 +29,26 @@ from airflow.sdk import (
 )
 
 from watcher.alerts import AirflowAlerts
+from watcher.trigger import ShowroomChangedTrigger
 
 if TYPE_CHECKING:
     from athlon_flex.settings import Settings
 
 T = TypeVar("T")
 alerts = AirflowAlerts()
+
+# The showroom as an asset whose watcher (in the triggerer) asks `GET VehicleCluster`
+# every ATHLON_WATCH_INTERVAL_SECONDS and emits an event when it differs from the
+# last load: a run starts then, or at the next 10-minute tick, whichever is first.
+SHOWROOM = Asset(
+    name="athlon_flex_showroom",
+    uri="https://flex.athlon.com/api/v1/VehicleCluster",
+    watchers=[
+        AssetWatcher(
+            name="athlon_flex_showroom_watch", trigger=ShowroomChangedTrigger()
+        )
+    ],
+)
 
 # A failing data test, a bad setting or a bad subscriptions file is not fixed by
 # trying again a minute later: such a task fails at once, and the next scheduled run
@@ -53,7 +71,10 @@ NOT_RETRYABLE = ExceptionRetryPolicy(
 DOC_MD = """
 ### Athlon Flex watcher
 
-Every 10 minutes: **load** the whole showroom into `raw` (all or nothing) →
+Every 10 minutes, and as soon as the showroom changes (the asset
+`athlon_flex_showroom`'s watcher in the triggerer asks `GET VehicleCluster` every
+30 s and compares it with the last load): **load** the whole showroom into `raw`
+(all or nothing) →
 **source_freshness** (the load really landed) → **dbt_build** (snapshots, marts and
 every data test; a failing test stops the run here) → **notify** the recipients on
 `instant` cadence. **daily_digest_due** → **notify_daily_digest** sends the daily
@@ -92,7 +113,10 @@ def _run_locked(stage: Callable[[Settings], T]) -> T:
 @dag(
     dag_id="athlon_flex",
     description="Load the Athlon Flex showroom, rebuild history and marts, notify.",
-    schedule=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
+        assets=SHOWROOM,
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -2,7 +2,8 @@
 
 `build` runs `dbt build`: seeds, staging, the SCD2 snapshots, intermediate models
 and marts, and every data test, in dependency order. A failing data test stops
-everything downstream of it, so a corrupt load never reaches the snapshots.
+everything downstream of it, so a corrupt load never reaches the snapshots. Between
+full builds (after a project change, daily) it builds selectors.yml's `cycle`.
 `run_unit_tests` runs the `unit_tests:` (CI and tests; not every ten minutes).
 `check_source_freshness` is separate because `dbt build` does not check freshness;
 the DAG calls it right before `build`. `generate_docs` / `serve_docs` give the
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +45,23 @@ log = logging.getLogger(__name__)
 dbt_log = logging.getLogger(f"{__name__}.dbt")
 
 # What dbt parses: a change to any of these invalidates its saved parse.
-_PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
+_PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "selectors.yml")
 _PROJECT_FOLDERS = ("models", "snapshots", "macros", "seeds", "data-tests", "analyses")
 
 
 RAW_TABLES = ("raw.vehicle_clusters", "raw.vehicles", "raw.vehicles__options")
 
 _DBT_LOCK = threading.Lock()
+
+# A full build (every node, every data test) runs after any change to the project and
+# at least this often; in between, the cycle builds `--selector cycle` (selectors.yml;
+# docs/benchmarks.md says which tests run when and why that is safe).
+FULL_BUILD_EVERY = timedelta(hours=24)
+# Where the database records which project its views and seed were last fully built
+# from, and when: a comment on the schema that holds them. It lives and dies with the
+# database (a recreated database gets a full build), unlike anything under target/.
+_STATE_SCHEMA = "staging"
+_STATE_PREFIX = "athlon-flex full build:"
 
 # dbt events shown at INFO: only what went wrong. Its per-node lines ("1 of 104 OK
 # created sql view model ...", about 400 for a demo) are DEBUG, shown with `-v`; each
@@ -84,29 +96,60 @@ class BuildSummary:
     skipped: int
     seconds: float
     command: str = "dbt build"
+    scope: str = ""  # "full" or "cycle" for `dbt build`, empty for other commands
 
     def __str__(self) -> str:
+        scope = f" ({self.scope})" if self.scope else ""
         return (
-            f"{self.command}: {self.snapshots_passed} snapshots, {self.models_passed} "
-            f"models, {self.tests_passed} tests passed ({self.tests_warned} warned, "
+            f"{self.command}{scope}: {self.snapshots_passed} snapshots, "
+            f"{self.models_passed} models, {self.tests_passed} tests passed "
+            f"({self.tests_warned} warned, "
             f"{self.models_failed + self.snapshots_failed + self.tests_failed} "
             f"failed, {self.skipped} skipped) in {self.seconds:.1f}s"
         )
 
 
-def build(settings: Settings, *, full_refresh: bool = False) -> BuildSummary:
+def build(
+    settings: Settings, *, full_refresh: bool = False, full: bool = False
+) -> BuildSummary:
     """Run `dbt build` (without unit tests); raise TransformError naming failures.
 
     Unit tests check the SQL logic, not the data, so they stay out of the build that
     runs every ten minutes (dbt's advice); `run_unit_tests` runs them (CI, tests).
     `full_refresh` rebuilds the incremental marts from the whole history (after a
     change to their logic); snapshots are never rebuilt, they are the history.
+
+    The build is full (every node and data test) when asked (`full`, `full_refresh`),
+    when the database was not yet fully built from this very project (a new database,
+    an edited model, test or seed), and once every FULL_BUILD_EVERY. Otherwise it is
+    the cycle's build (`--selector cycle`): snapshots, the table marts and the data
+    tests on the raw load, the snapshots and the marts, leaving out the seed, the
+    views and the tests that repeat a raw test or a primary key (38 of 104 nodes,
+    which cost time per node, not per row).
     """
     _require_raw_tables(settings)
+    fingerprint = _project_fingerprint()
+    now = datetime.now(UTC)
+    state = _read_full_build_state(settings)
+    is_full = (
+        full
+        or full_refresh
+        or state is None
+        or state[0] != fingerprint
+        or now - state[1] >= FULL_BUILD_EVERY
+    )
     command = ["build", "--exclude-resource-type", "unit_test"]
+    if not is_full:
+        # manifest.json (about 1 MB, about 1 s to write) only changes with the
+        # project, so the full build writes it; run_results.json is written below.
+        command += ["--selector", "cycle", "--no-write-json"]
     if full_refresh:
         command.append("--full-refresh")
-    summary = _run_nodes(settings, command, "dbt build")
+    summary = _run_nodes(
+        settings, command, "dbt build", scope="full" if is_full else "cycle"
+    )
+    if is_full:
+        _record_full_build(settings, fingerprint, now)
     log.info("%s", summary)
     return summary
 
@@ -122,6 +165,31 @@ def run_operation(settings: Settings, macro: str) -> None:
         raise TransformError(
             f"dbt run-operation {macro} failed: {result.exception or 'see the dbt log'}"
         )
+
+
+def _read_full_build_state(settings: Settings) -> tuple[str, datetime] | None:
+    """(project fingerprint, started at) of the last successful full build, if any."""
+    with connect(ensure_postgres(settings)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "select obj_description(oid, 'pg_namespace') from pg_namespace"
+            " where nspname = %s",
+            (_STATE_SCHEMA,),
+        )
+        row = cursor.fetchone()
+    text = (row[0] if row else None) or ""
+    if not text.startswith(_STATE_PREFIX):
+        return None
+    try:
+        fingerprint, started = text.removeprefix(_STATE_PREFIX).split()
+        return fingerprint, datetime.fromisoformat(started)
+    except ValueError:
+        return None  # unreadable: the next build is full and rewrites it
+
+
+def _record_full_build(settings: Settings, fingerprint: str, started: datetime) -> None:
+    text = f"{_STATE_PREFIX} {fingerprint} {started.isoformat()}"
+    with connect(ensure_postgres(settings)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"comment on schema {_STATE_SCHEMA} is %s", (text,))
 
 
 def run_unit_tests(settings: Settings) -> BuildSummary:
@@ -283,8 +351,7 @@ def _invoke(settings: Settings, command: list[str]) -> Any:
 
     connection = ensure_postgres(settings)
     dbt_dir = _dbt_dir(settings)
-    args = [
-        *command,
+    common = [
         "--project-dir",
         str(PROJECT_DIR),
         "--profiles-dir",
@@ -307,14 +374,84 @@ def _invoke(settings: Settings, command: list[str]) -> Any:
     env = {**connection.dbt_env(), "PGTZ": "UTC"}
     log.debug("dbt %s on %s", " ".join(command), connection.describe())
     with _DBT_LOCK, _environment(env):
-        fingerprint = _reuse_parse_only_if_unchanged(dbt_dir / "target")
-        result = dbtRunner(callbacks=[_forward_event]).invoke(args)
+        target = dbt_dir / "target"
+        fingerprint = _reuse_parse_only_if_unchanged(target)
+        manifest = None
+        if command[0] in _REUSES_MANIFEST:
+            manifest = _parsed_manifest(dbtRunner, common, fingerprint, env, target)
+        result = dbtRunner(manifest=manifest, callbacks=[_forward_event]).invoke(
+            [*command, *common]
+        )
         if result.exception is None:
-            (dbt_dir / "target" / _FINGERPRINT_FILE).write_text(fingerprint)
+            (target / _FINGERPRINT_FILE).write_text(fingerprint)
         return result
 
 
+# Commands that run on a parsed manifest kept in this process (the others, rare,
+# parse for themselves).
+_REUSES_MANIFEST = frozenset({"build", "ls"})
+# (fingerprint of the project and of dbt's connection environment) -> dbt Manifest.
+# dbt parses the project at every invocation, even when it only loads its saved
+# parse (about 1 s: reading it, checking every file, writing manifest.json); a
+# long-lived process (`athlon-flex watch`, an Airflow worker) parses once. The parse
+# depends on the project files and on the connection (the database name is in
+# every node), so both are in the key; one entry is kept.
+_MANIFESTS: dict[str, Any] = {}
+
+
+def _parsed_manifest(
+    runner: Any, common: list[str], fingerprint: str, env: Mapping[str, str], target
+) -> Any:
+    key = hashlib.sha256((fingerprint + repr(sorted(env.items()))).encode()).hexdigest()
+    if key not in _MANIFESTS:
+        # manifest.json is written by the full build; the parse only needs to load.
+        parsed = runner(callbacks=[_forward_event]).invoke(
+            ["parse", "--no-write-json", *common]
+        )
+        if parsed.exception is not None or not parsed.success:
+            return None  # let the command parse (and fail) for itself, with its message
+        (target / _FINGERPRINT_FILE).write_text(fingerprint)
+        _MANIFESTS.clear()
+        _MANIFESTS[key] = parsed.result
+    manifest = _MANIFESTS[key]
+    _forget_compilation(manifest)
+    return manifest
+
+
+def _forget_compilation(manifest: Any) -> None:
+    """Put every node back in the state a parse leaves it in: not compiled.
+
+    dbt compiles into the manifest it runs on and injects an ephemeral model's CTE
+    into a node only once (`extra_ctes_injected`), so a manifest reused as it was
+    left compiled `vehicles_to_notify` without its CTEs the second time ("relation
+    __dbt__cte__stg_notifier__recipients does not exist"). (A pickled copy is no
+    way out: dbt's lookups do not survive pickling.)
+    """
+    from dbt.contracts.graph.nodes import CompiledNode
+
+    for node in manifest.nodes.values():
+        if isinstance(node, CompiledNode):  # seeds are never compiled
+            node.compiled = False
+            node.compiled_code = None
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node._pre_injected_sql = None
+
+
 _FINGERPRINT_FILE = "athlon_project_fingerprint.txt"
+
+
+def _project_fingerprint() -> str:
+    """sha256 over every file dbt parses (names and contents)."""
+    digest = hashlib.sha256()
+    paths = [PROJECT_DIR / name for name in _PROJECT_FILES]
+    for folder in _PROJECT_FOLDERS:
+        paths.extend(p for p in (PROJECT_DIR / folder).rglob("*") if p.is_file())
+    for path in sorted(paths):
+        if path.exists():
+            digest.update(str(path.relative_to(PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _reuse_parse_only_if_unchanged(target: Path) -> str:
@@ -326,15 +463,7 @@ def _reuse_parse_only_if_unchanged(target: Path) -> str:
     only when nothing changed (every ten-minute run in production), which is safe
     and saves seconds; any edit costs one full parse. Returns the fingerprint.
     """
-    digest = hashlib.sha256()
-    paths = [PROJECT_DIR / name for name in _PROJECT_FILES]
-    for folder in _PROJECT_FOLDERS:
-        paths.extend(p for p in (PROJECT_DIR / folder).rglob("*") if p.is_file())
-    for path in sorted(paths):
-        if path.exists():
-            digest.update(str(path.relative_to(PROJECT_DIR)).encode())
-            digest.update(path.read_bytes())
-    fingerprint = digest.hexdigest()
+    fingerprint = _project_fingerprint()
     stored = target / _FINGERPRINT_FILE
     if not stored.exists() or stored.read_text() != fingerprint:
         (target / "partial_parse.msgpack").unlink(missing_ok=True)
@@ -342,12 +471,17 @@ def _reuse_parse_only_if_unchanged(target: Path) -> str:
     return fingerprint
 
 
-def _run_nodes(settings: Settings, command: list[str], what: str) -> BuildSummary:
+def _run_nodes(
+    settings: Settings, command: list[str], what: str, *, scope: str = ""
+) -> BuildSummary:
     """Run a dbt command that builds or tests nodes; count outcomes; raise on any
     failure, naming each failed node."""
     started = time.perf_counter()
     result = _invoke(settings, command)
     seconds = time.perf_counter() - started
+    if "--no-write-json" in command and hasattr(result.result, "write"):
+        # What each node did and how long it took, as after every dbt run.
+        result.result.write(str(_dbt_dir(settings) / "target" / "run_results.json"))
 
     counts: Counter[tuple[str, str]] = Counter()
     failures: list[str] = []
@@ -380,6 +514,7 @@ def _run_nodes(settings: Settings, command: list[str], what: str) -> BuildSummar
         skipped=sum(n for (_, outcome), n in counts.items() if outcome == "skipped"),
         seconds=round(seconds, 2),
         command=what,
+        scope=scope,
     )
     if failures or not result.success:
         raise TransformError(

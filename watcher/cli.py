@@ -206,6 +206,35 @@ def run(allow_shrink: AllowShrink = False, baseline: Baseline = None) -> None:
 
 
 @app.command()
+def watch() -> None:
+    """Run a cycle whenever the showroom changes, and a full one every 10 minutes.
+
+    Asks `GET VehicleCluster` every ATHLON_WATCH_INTERVAL_SECONDS (one request) and
+    runs a cycle as soon as it differs from the last load, at most one per
+    ATHLON_WATCH_MIN_GAP_SECONDS. Ctrl-C stops it between two stages (twice: at once).
+    """
+    settings = _settings()
+    import signal
+    import threading
+
+    from watcher.watch import Watch
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        typer.echo(
+            "stopping after the current stage (Ctrl-C again stops at once)", err=True
+        )
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    _run_stage(lambda: Watch(settings, stop=stop).run())
+    typer.echo("watch stopped")
+
+
+@app.command()
 def status() -> None:
     """Say where the database, the dbt project and the DAGs are, and what runs."""
     settings = _settings()
@@ -427,12 +456,46 @@ def bench(
     vehicles_per_cluster: Annotated[int, typer.Option(min=1)] = 10,
     latency_ms: Annotated[int, typer.Option(min=0)] = 50,
     cycles: Annotated[int, typer.Option(min=1, help="first, steady, churn, ...")] = 3,
+    arrivals: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Instead: run `athlon-flex watch` and time this many single "
+            "arrivals from the showroom to a local inbox (needs aiosmtpd).",
+        ),
+    ] = 0,
+    quiet_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="With --arrivals: then count requests this long."),
+    ] = 600,
+    spacing_seconds: Annotated[
+        tuple[float, float],
+        typer.Option(help="With --arrivals: seconds between two, uniform in [a, b]."),
+    ] = (20.0, 100.0),
     report: Annotated[
         Path | None, typer.Option(help="Append the figures as Markdown here.")
     ] = None,
 ) -> None:
     """Measure full cycles against the simulated API (own database, dropped first)."""
     settings = _settings()
+    if arrivals:
+        from simulation.latency import run_latency_bench
+
+        latency = run_latency_bench(
+            settings,
+            clusters=clusters,
+            vehicles_per_cluster=vehicles_per_cluster,
+            latency_ms=latency_ms,
+            arrivals=arrivals,
+            spacing_seconds=spacing_seconds,
+            quiet_seconds=quiet_seconds,
+            echo=typer.echo,
+        )
+        typer.echo(latency.table())
+        if report:
+            with report.open("a", encoding="utf-8") as handle:
+                handle.write(latency.table() + "\n\n")
+        return
     from simulation.bench import run_bench, write_report
 
     result = run_bench(

@@ -8,6 +8,7 @@ cycle that finds the lock taken refuses at once, having changed nothing.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ PIPELINE_LOCK_KEY = 0x415448_4C4F4E
 
 class PipelineBusyError(StageError):
     """Another cycle holds the pipeline lock."""
+
+
+class CycleStopped(StageError):
+    """Asked to stop (Ctrl-C in `athlon-flex watch`): stopped between two stages."""
 
 
 @contextmanager
@@ -97,19 +102,38 @@ class CycleSummary:
 
 
 def run_cycle(
-    settings: Settings, *, allow_shrink: bool = False, baseline: bool | None = None
+    settings: Settings,
+    *,
+    allow_shrink: bool = False,
+    baseline: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> CycleSummary:
-    """Load, transform, notify; the first failure (a StageError) stops the cycle."""
+    """Load, transform, notify; the first failure (a StageError) stops the cycle.
+
+    `stop`, once set, ends the cycle before its next stage (CycleStopped): a stage
+    is never cut in half, and each leaves the database as the next cycle expects
+    (a load not yet built is built then; windows not yet notified are notified then).
+    """
     # Imported here so `athlon-flex --help` and the DAG's parse stay light.
     from loader.pipeline import load
     from notifier.stage import notify
     from transform.runner import build
 
+    def check(next_stage: str) -> None:
+        if stop is not None and stop.is_set():
+            raise CycleStopped(
+                f"Stopped on request before {next_stage}; the next cycle picks up "
+                "where this one left off."
+            )
+
     def cycle() -> CycleSummary:
+        check("load")
         log.info("Cycle: load")
         load_summary = load(settings, allow_shrink=allow_shrink)
+        check("transform")
         log.info("Cycle: transform (dbt build)")
         build_summary = build(settings)
+        check("notify")
         log.info("Cycle: notify")
         notify_summary = notify(settings, baseline=baseline)
         return CycleSummary(

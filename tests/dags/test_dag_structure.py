@@ -33,8 +33,18 @@ for dag_id, dag in bag.dags.items():
     report["dags"][dag_id] = {
         "fileloc": dag.fileloc,
         "timetable": type(dag.timetable).__name__,
-        "cron": dag.timetable.expression,
-        "timezone": str(dag.timetable.timezone),
+        "time_timetable": type(dag.timetable.timetable).__name__,
+        "cron": dag.timetable.timetable.expression,
+        "timezone": str(dag.timetable.timetable.timezone),
+        "assets": [
+            {
+                "name": asset.name,
+                "watchers": [
+                    [w.name, *w.trigger.serialize()] for w in asset.watchers
+                ],
+            }
+            for asset in [dag.timetable.asset_condition]  # one Asset, not a condition
+        ],
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "max_active_tasks": dag.max_active_tasks,
@@ -170,13 +180,31 @@ def test_runs_every_ten_minutes_one_at_a_time_without_catchup(
     parsed: dict[str, Any],
 ) -> None:
     dag = parsed["dags"]["athlon_flex"]
-    assert dag["timetable"] == "CronTriggerTimetable"
+    assert dag["timetable"] == "AssetOrTimeSchedule"
+    assert dag["time_timetable"] == "CronTriggerTimetable"
     assert dag["cron"] == "*/10 * * * *"
     assert dag["timezone"] == "UTC"
     assert dag["catchup"] is False
     assert dag["max_active_runs"] == 1
     assert dag["max_active_tasks"] == 1
     assert dag["dagrun_timeout"] == timedelta(hours=1).total_seconds()
+
+
+def test_also_runs_when_the_showroom_watcher_in_the_triggerer_sees_a_change(
+    parsed: dict[str, Any],
+) -> None:
+    assert parsed["dags"]["athlon_flex"]["assets"] == [
+        {
+            "name": "athlon_flex_showroom",
+            "watchers": [
+                [
+                    "athlon_flex_showroom_watch",
+                    "watcher.trigger.ShowroomChangedTrigger",
+                    {},
+                ]
+            ],
+        }
+    ]
 
 
 def test_every_task_retries_with_backoff_and_a_timeout(parsed: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ AIRFLOW_SERVICES = (
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
+    "airflow-triggerer",
     "airflow-housekeeping",
 )
 LONG_RUNNING = (*AIRFLOW_SERVICES, "postgres", "dbt-docs", "pgadmin")
@@ -94,6 +95,7 @@ def test_stack_has_every_service_with_its_image(services: dict[str, Any]) -> Non
         "airflow-apiserver",
         "airflow-scheduler",
         "airflow-dag-processor",
+        "airflow-triggerer",
         "airflow-housekeeping",
         "dbt-docs",
         "pgadmin",
@@ -121,6 +123,7 @@ def test_commands_are_the_airflow_components(services: dict[str, Any]) -> None:
     assert services["airflow-apiserver"]["command"] == "api-server"
     assert services["airflow-scheduler"]["command"] == "scheduler"
     assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    assert services["airflow-triggerer"]["command"] == "triggerer"
     init = "\n".join(services["airflow-init"]["command"])
     assert "ensure-db" in init
     assert "airflow db migrate" in init
@@ -141,6 +144,7 @@ def test_ports_are_published_as_documented(services: dict[str, Any]) -> None:
         "airflow-apiserver": [f"{local}:8080:8080"],
         "airflow-scheduler": [],
         "airflow-dag-processor": [],
+        "airflow-triggerer": [],
         "airflow-housekeeping": [],
         "dbt-docs": [f"{local}:8081:8081"],
         "pgadmin": [f"{local}:5050:80"],
