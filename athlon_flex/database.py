@@ -47,7 +47,7 @@ class DatabaseError(StageError):
 
 
 @dataclass(frozen=True)
-class PostgresConnection:
+class PostgresAddress:
     """How to reach the project's database. `host` may be a Unix socket directory."""
 
     host: str
@@ -197,7 +197,7 @@ def stop_embedded(data_dir: Path) -> bool:
 
 
 def open_connection(
-    connection: PostgresConnection, dbname: str | None = None
+    connection: PostgresAddress, dbname: str | None = None
 ) -> psycopg2.extensions.connection:
     """A new psycopg2 connection; an unreachable server raises DatabaseError."""
     try:
@@ -211,7 +211,7 @@ def open_connection(
 
 @contextmanager
 def _admin_cursor(
-    connection: PostgresConnection,
+    connection: PostgresAddress,
 ) -> Iterator[psycopg2.extensions.cursor]:
     """An autocommit cursor on the server's `postgres` database.
 
@@ -226,7 +226,7 @@ def _admin_cursor(
         conn.close()
 
 
-def _ensure_database_exists(connection: PostgresConnection) -> None:
+def _ensure_database_exists(connection: PostgresAddress) -> None:
     """CREATE DATABASE has no IF NOT EXISTS: check first."""
     with _admin_cursor(connection) as cursor:
         cursor.execute(
@@ -239,11 +239,11 @@ def _ensure_database_exists(connection: PostgresConnection) -> None:
             )
 
 
-def ensure_postgres(settings: Settings) -> PostgresConnection:
+def ensure_postgres(settings: Settings) -> PostgresAddress:
     """How to reach the project's database; starts the embedded one if needed."""
     if not settings.uses_embedded_postgres:
         assert settings.postgres_host is not None
-        return PostgresConnection(
+        return PostgresAddress(
             host=settings.postgres_host,
             port=settings.postgres_port,
             user=settings.postgres_user,
@@ -256,7 +256,7 @@ def ensure_postgres(settings: Settings) -> PostgresConnection:
         )
     server = _start_embedded(settings.data_dir)
     info = server.get_postmaster_info()
-    connection = PostgresConnection(
+    connection = PostgresAddress(
         host=str(info.socket_dir),
         port=info.port or 5432,
         user="postgres",
@@ -268,7 +268,7 @@ def ensure_postgres(settings: Settings) -> PostgresConnection:
     return connection
 
 
-def recreate_database(connection: PostgresConnection) -> None:
+def recreate_database(connection: PostgresAddress) -> None:
     """Drop and create the connection's database: for the demo's and bench's own."""
     with _admin_cursor(connection) as cursor:
         cursor.execute(
@@ -280,7 +280,7 @@ def recreate_database(connection: PostgresConnection) -> None:
 
 
 @contextmanager
-def connect(connection: PostgresConnection) -> Iterator[psycopg2.extensions.connection]:
+def connect(connection: PostgresAddress) -> Iterator[psycopg2.extensions.connection]:
     """A psycopg2 connection that commits on success, rolls back on error, closes."""
     conn = open_connection(connection)
     try:

@@ -3,7 +3,7 @@
 Entry point: `loader.pipeline.load(settings, *, allow_shrink=False) -> LoadSummary`.
 
 Modules, in the order the data passes them:
-- `settings`  constants: endpoints, parameter values, datasets, showroom URL;
+- `constants` endpoints, parameter values, datasets, showroom URL;
 - `http`      httpx client, shared concurrency limit, timeouts, tenacity retries;
 - `account`   anonymous or member login, profile parameters, tax group cookies;
 - `shapes`    API JSON → rows, each table's declared columns, the loader's bounds;

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from loader.http import ApiClient, ApiError
-from loader.settings import (
+from loader.constants import (
     LOGIN_ENDPOINT,
     PROFILE_ENDPOINT,
     TAX_GROUP_COOKIE,
@@ -31,6 +30,7 @@ from loader.settings import (
     TAX_RATES_ENDPOINT,
     TAX_RATES_PAGE_ID,
 )
+from loader.http import ApiClient, ApiError
 from loader.shapes import ShapeError
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from loader.settings import MAX_BACKOFF_SECONDS, MAX_RETRY_AFTER_SECONDS, USER_AGENT
+from loader.constants import MAX_BACKOFF_SECONDS, MAX_RETRY_AFTER_SECONDS, USER_AGENT
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO: a thousand lines a run would drown the progress

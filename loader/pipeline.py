@@ -47,9 +47,7 @@ from athlon_flex.database import DatabaseError, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.account import sign_in
-from loader.http import ApiClient, ApiError, RequestLimiter
-from loader.publish import NoOptionsError, publish, read_previous
-from loader.settings import (
+from loader.constants import (
     CLUSTERS_TABLE,
     LANDING_DATASET,
     OPTIONS_TABLE,
@@ -57,6 +55,8 @@ from loader.settings import (
     VEHICLES_TABLE,
     WORKDIR_PREFIX,
 )
+from loader.http import ApiClient, ApiError, RequestLimiter
+from loader.publish import NoOptionsError, publish, read_previous
 from loader.shapes import ShapeError
 from loader.source import ReuseIndex, Showroom, athlon_showroom
 

@@ -20,8 +20,8 @@ from datetime import datetime
 import psycopg2.extensions
 from psycopg2 import sql
 
-from athlon_flex.database import PostgresConnection, connect
-from loader.settings import (
+from athlon_flex.database import PostgresAddress, connect
+from loader.constants import (
     CLUSTERS_TABLE,
     DATASET_NAME,
     LANDING_DATASET,
@@ -62,7 +62,7 @@ def _exists(cursor: Cursor, schema: str, table: str) -> bool:
     return cursor.fetchone()[0]
 
 
-def read_previous(connection: PostgresConnection) -> tuple[int, ReuseIndex]:
+def read_previous(connection: PostgresAddress) -> tuple[int, ReuseIndex]:
     """Cars in `raw.vehicles` now (the shrink baseline), and whose details are kept:
     id -> (summary hash, fetched at), for details published and still in landing."""
     with connect(connection) as conn, conn.cursor() as cursor:
@@ -160,7 +160,7 @@ def _loosen(cursor: Cursor, table: str) -> None:
 
 
 def publish(
-    connection: PostgresConnection, extracted_at: datetime, loads: list[str]
+    connection: PostgresAddress, extracted_at: datetime, loads: list[str]
 ) -> dict[str, int]:
     """Replace every raw table from this run's landed rows in one transaction; rows
     per table. `loads` are the run's dlt load ids.

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from loader.settings import SHOWROOM_URL
+from loader.constants import SHOWROOM_URL
 
 # Part of every summary hash: bump it when the mapping below changes, so the next run
 # fetches every vehicle's details again instead of reusing rows of the old mapping.

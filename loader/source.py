@@ -31,8 +31,7 @@ import dlt
 from dlt.sources import DltResource
 
 from loader.account import Identity
-from loader.http import ApiClient, ApiError
-from loader.settings import (
+from loader.constants import (
     CLUSTERS_ENDPOINT,
     CLUSTERS_TABLE,
     COMPLETENESS_RETRIES,
@@ -44,6 +43,7 @@ from loader.settings import (
     SOURCE_NAME,
     VARIATIONS_ENDPOINT,
 )
+from loader.http import ApiClient, ApiError
 from loader.shapes import (
     CLUSTER_COLUMNS,
     CLUSTER_KEY,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 
-from athlon_flex.database import PostgresConnection, ensure_postgres, open_connection
+from athlon_flex.database import PostgresAddress, ensure_postgres, open_connection
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 
@@ -37,7 +37,7 @@ class CycleStopped(StageError):
 
 
 @contextmanager
-def pipeline_lock(connection: PostgresConnection) -> Iterator[None]:
+def pipeline_lock(connection: PostgresAddress) -> Iterator[None]:
     """Hold the pipeline's advisory lock, or raise PipelineBusyError immediately.
 
     The lock lives on its own connection, so it is released even if the process is

@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 import yaml
 
-from athlon_flex.database import PostgresConnection
+from athlon_flex.database import PostgresAddress
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infrastructure"
@@ -252,7 +252,7 @@ def test_as_pipeline_swaps_the_superuser_login_for_the_pipeline_role(
 
 
 @pytest.fixture
-def database_names(pg_server: PostgresConnection) -> Iterator[tuple[str, str]]:
+def database_names(pg_server: PostgresAddress) -> Iterator[tuple[str, str]]:
     names = (f"af_{uuid.uuid4().hex[:10]}", f"proj_{uuid.uuid4().hex[:10]}")
     yield names
     conn = psycopg2.connect(**pg_server.connect_kwargs())
@@ -263,7 +263,7 @@ def database_names(pg_server: PostgresConnection) -> Iterator[tuple[str, str]]:
     conn.close()
 
 
-def _owners(pg_server: PostgresConnection, dbname: str) -> dict[str, str]:
+def _owners(pg_server: PostgresAddress, dbname: str) -> dict[str, str]:
     conn = psycopg2.connect(**pg_server.connect_kwargs(dbname=dbname))
     with conn.cursor() as cursor:
         cursor.execute(
@@ -283,7 +283,7 @@ def _owners(pg_server: PostgresConnection, dbname: str) -> dict[str, str]:
 
 
 def test_ensure_db_gives_each_database_to_its_own_role_and_the_pipeline_runs_as_it(
-    pg_server: PostgresConnection,
+    pg_server: PostgresAddress,
     database_names: tuple[str, str],
     tmp_path: Path,
 ) -> None:

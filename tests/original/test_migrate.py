@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from athlon_flex.database import PostgresConnection, connect, ensure_postgres
+from athlon_flex.database import PostgresAddress, connect, ensure_postgres
 from athlon_flex.settings import Settings
 from tests.support.original_database import OriginalDatabase
 from tests.support.smtp import SmtpServer
@@ -40,7 +40,7 @@ MAILED = timedelta(hours=6)  # the old tool mailed at 06:00 the next morning or 
 
 
 @pytest.fixture
-def source(pg_server: PostgresConnection) -> Iterator[tuple[str, OriginalDatabase]]:
+def source(pg_server: PostgresAddress) -> Iterator[tuple[str, OriginalDatabase]]:
     """A fresh database with the older tool's schema; its URL and a writer."""
     name = f"original_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(**pg_server.connect_kwargs())
@@ -319,7 +319,7 @@ def test_an_unknown_database_is_refused_in_one_line(
 
 
 def test_snapshot_tables_match_what_dbt_creates(
-    pg_server: PostgresConnection, dbt_built_template: str
+    pg_server: PostgresAddress, dbt_built_template: str
 ) -> None:
     """The migration creates the snapshot tables when dbt has not: the same ones."""
     conn = psycopg2.connect(**pg_server.connect_kwargs(dbname=dbt_built_template))

@@ -17,7 +17,7 @@ import pytest
 
 from athlon_flex.database import (
     DatabaseError,
-    PostgresConnection,
+    PostgresAddress,
     _start_embedded,
 )
 from athlon_flex.database import stop_embedded as stop_server
@@ -25,12 +25,12 @@ from athlon_flex.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresConnection]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresAddress]:
     """The session's embedded PostgreSQL 16, stopped and deleted at the end."""
     data_dir = tmp_path_factory.mktemp("pg")
     server = _start_embedded(data_dir)
     info = server.get_postmaster_info()
-    yield PostgresConnection(
+    yield PostgresAddress(
         host=str(info.socket_dir),
         port=info.port or 5432,
         user="postgres",
@@ -60,7 +60,7 @@ def embedded_data_dir(tmp_path: Path) -> Iterator[Path]:
         stop_embedded(version_file.parent.parent)
 
 
-def _create_database(server: PostgresConnection, template: str | None = None) -> str:
+def _create_database(server: PostgresAddress, template: str | None = None) -> str:
     name = f"test_{uuid.uuid4().hex[:12]}"
     conn = psycopg2.connect(**server.connect_kwargs())
     conn.autocommit = True
@@ -74,7 +74,7 @@ def _create_database(server: PostgresConnection, template: str | None = None) ->
 
 
 def _settings_for(
-    server: PostgresConnection, dbname: str, data_dir: Path, **overrides: object
+    server: PostgresAddress, dbname: str, data_dir: Path, **overrides: object
 ) -> Settings:
     values: dict[str, object] = {
         "postgres_host": server.host,
@@ -89,7 +89,7 @@ def _settings_for(
 
 @pytest.fixture(scope="session")
 def dbt_built_template(
-    pg_server: PostgresConnection, tmp_path_factory: pytest.TempPathFactory
+    pg_server: PostgresAddress, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     """A database where the real `dbt build` ran once on empty raw tables.
 
@@ -130,7 +130,7 @@ def database_template() -> str | None:
 
 @pytest.fixture
 def make_settings(
-    pg_server: PostgresConnection, tmp_path: Path, database_template: str | None
+    pg_server: PostgresAddress, tmp_path: Path, database_template: str | None
 ) -> Callable[..., Settings]:
     """Build Settings for a fresh database of this test (no .env is read).
 
