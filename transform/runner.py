@@ -192,6 +192,17 @@ def _record_full_build(settings: Settings, fingerprint: str, started: datetime) 
         cursor.execute(f"comment on schema {_STATE_SCHEMA} is %s", (text,))
 
 
+def forget_full_build(cursor: Any) -> None:
+    """Make the next build a full one, inside the caller's transaction.
+
+    For code that drops a relation the cycle's build does not recreate (the
+    migration drops the incremental mart, and with it the views reading it).
+    """
+    cursor.execute("select 1 from pg_namespace where nspname = %s", (_STATE_SCHEMA,))
+    if cursor.fetchone():
+        cursor.execute(f"comment on schema {_STATE_SCHEMA} is null")
+
+
 def run_unit_tests(settings: Settings) -> BuildSummary:
     """Run the project's `unit_tests:` (`dbt test --select test_type:unit`).
 

@@ -21,6 +21,7 @@ PROJECT_IMAGE_SERVICES = (
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
+    "airflow-triggerer",
     "airflow-housekeeping",
     "dbt-docs",
 )

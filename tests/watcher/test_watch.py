@@ -246,7 +246,9 @@ def test_an_empty_answer_is_no_news(
     with _running(watch):
         _wait_for(lambda: done == [SCHEDULED], "the first full cycle")
         gone = catalog.clear()  # an outage that answers with an empty list
-        _quiet_polls(watch, 10)
+        # Ten polls that saw the empty answer (one already in flight may not have).
+        failures = watch.stats.poll_failures + 10
+        _wait_for(lambda: watch.stats.poll_failures >= failures, "10 empty answers")
         for vehicle in gone:
             catalog.return_vehicle(vehicle)
         _quiet_polls(watch)

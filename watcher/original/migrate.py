@@ -53,6 +53,7 @@ from athlon_flex.database import connect, ensure_postgres
 from athlon_flex.dbt_project import PROJECT_DIR
 from athlon_flex.errors import ConfigurationError, StageError
 from athlon_flex.settings import Settings
+from transform.runner import forget_full_build
 
 log = logging.getLogger(__name__)
 
@@ -694,6 +695,8 @@ def _plan_and_write(
     _write(cursor, to_add, new_notifications)
     if any(to_add.values()):
         cursor.execute(f"drop table if exists {INCREMENTAL_MART} cascade")
+        # The cascade takes the views on the mart, which only a full build makes.
+        forget_full_build(cursor)
         summary.mart_dropped = True
     cursor.close()
 
