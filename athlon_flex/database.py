@@ -8,6 +8,7 @@ command (or the DAG's next task) reuses it and finds the data of the last one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -36,6 +37,10 @@ def _ensure_runtime_dir() -> None:
         return
     runtime = Path(f"/tmp/athlon-flex-runtime-{os.getuid()}")  # noqa: S108
     runtime.mkdir(mode=0o700, exist_ok=True)
+    # mkdir's mode yields to the umask and to a folder that already exists: make it
+    # private, or platformdirs warns on every command and falls back to /tmp.
+    with contextlib.suppress(OSError):  # not ours: platformdirs will say so
+        runtime.chmod(0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 

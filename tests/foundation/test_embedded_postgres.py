@@ -171,3 +171,18 @@ def test_stop_with_a_configured_host_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "error: POSTGRES_HOST is set: there is no embedded server\n"
+
+
+def test_the_private_runtime_dir_is_made_private_even_when_it_already_existed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """platformdirs warned on every command when an earlier process left it 0755."""
+    from athlon_flex.database import _ensure_runtime_dir
+
+    runtime = Path(f"/tmp/athlon-flex-runtime-{os.getuid()}")
+    runtime.mkdir(exist_ok=True)
+    runtime.chmod(0o755)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    _ensure_runtime_dir()
+    assert os.environ["XDG_RUNTIME_DIR"] == str(runtime)
+    assert runtime.stat().st_mode & 0o777 == 0o700
