@@ -99,9 +99,14 @@ def test_embedded_server_stopped_underneath_is_started_again(
         assert cursor.fetchone() == (connection.dbname,)
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    data_dir: Path, *args: str, postgres_host: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`athlon-flex ARGS` on data_dir, embedded unless `postgres_host` is given."""
     env = {**os.environ, "ATHLON_DATA_DIR": str(data_dir)}
     env.pop("POSTGRES_HOST", None)
+    if postgres_host:
+        env["POSTGRES_HOST"] = postgres_host
     return subprocess.run(
         [sys.executable, "-m", "watcher.cli", *args],
         capture_output=True,
@@ -160,15 +165,7 @@ def test_status_and_stop_manage_the_embedded_server_and_keep_its_data(
 
 
 def test_stop_with_a_configured_host_is_a_usage_error(tmp_path: Path) -> None:
-    env = {**os.environ, "POSTGRES_HOST": "db.example.invalid"}
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher.cli", "stop"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = _cli(tmp_path / "athlon", "stop", postgres_host="db.example.invalid")
     assert result.returncode == 2
     assert result.stderr == "error: POSTGRES_HOST is set: there is no embedded server\n"
 
