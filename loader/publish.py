@@ -31,12 +31,11 @@ from loader.constants import (
     OPTIONS_TABLE,
     VEHICLES_TABLE,
 )
-from loader.shapes import CLUSTER_COLUMNS, SUMMARY_FIELDS, VEHICLE_COLUMNS
+from loader.shapes import CLUSTER_COLUMNS, SUMMARY_COLUMN_NAMES, VEHICLE_COLUMNS
 
 # Columns that stay NOT NULL in tables an older loader created; every other column
 # is loosened, since a car's odd value now lands as null.
 _KEYS = {"id", "make", "model", "vehicle_id", "extracted_at"}
-_SUMMARY = {f.column for f in SUMMARY_FIELDS}
 _OPTION_VALUES = ("vehicle_id", "id", "external_id", "option_name", "included")
 
 Cursor = psycopg2.extensions.cursor
@@ -98,7 +97,7 @@ def _selects(
     vehicle_values = []
     for column in (*VEHICLE_COLUMNS, "_dlt_load_id", "_dlt_id"):
         name = sql.Identifier(column)
-        if column in _SUMMARY:
+        if column in SUMMARY_COLUMN_NAMES:
             value = sql.SQL("coalesce(s.{0}, d.{0})").format(name)
         elif column == "details_fetched_at" or column.startswith(("details", "pric")):
             value = sql.SQL("d.{}").format(name)

@@ -1,48 +1,57 @@
-"""API JSON in, rows out: the one place that knows both shapes, and the loader's bounds.
+"""API JSON in, rows out: the API's shapes as pydantic models, and the loader's bounds.
 
-Each table's columns are declared once here (API key, column, dlt data type, whether
-the public client `athlon-flex-client` 1.0.3 requires the key); the dlt resources and
-the SQL that publishes `raw` take their columns from the same lists.
+The models mirror athlon-flex-client 1.0.3: a field it declares optional is optional
+here, everything else required. They are tolerant per car: a field whose value does
+not validate (wrong type, not ISO 8601, outside the bounds below, too long, holding a
+NUL, which PostgreSQL text cannot store) or that a required field lacks becomes None,
+and one phrase per field goes to the `problems` list in the validation context so the
+caller logs one warning naming the car. Numbers sent as strings are read as numbers
+(pydantic's lax mode, the client's too). An empty string means "absent" where the
+client has the field optional. Keys the models do not declare are not loaded; they
+are collected in `unknown` so the run can name them once.
 
-Tolerant per car, strict per showroom. A car's odd field never blocks the load: a
-value of the wrong JSON type, a date that is not ISO 8601, a number out of the bounds
-below or a string too long (or holding a NUL, which PostgreSQL text cannot store)
-becomes null, and a `problems` list collects one phrase per field so the caller logs
-one warning naming the car. Numbers sent as strings ("1010") are read as numbers, as
-pydantic's lax mode (the client's) does. What identifies a car or a cluster is
-strict: a summary without a usable id is skipped (warned), a cluster without make,
-model or vehicleCount fails the load (`ShapeError`), since its cars could not be
-accounted for.
-
-An empty string stays one where the client requires the field and means "absent"
-(null) where the client has it optional. Fields the API sends that are not listed are
-not loaded; they are collected so the run can log them once.
+What identifies a car or a cluster is strict: a summary without a usable id is
+skipped, a cluster without make, model or vehicleCount fails the load (`ShapeError`).
+Column names are dlt's: snake_case, nested objects joined with `__`; the column hints
+of the dlt resources are derived from the same models.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any
+from types import NoneType, UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_snake
 
 from loader.constants import SHOWROOM_URL
 
-# Part of every summary hash: bump it when the mapping below changes, so the next run
-# fetches every vehicle's details again instead of reusing rows of the old mapping.
-SHAPE_VERSION = "2"
+# Part of every summary hash: bump it when the models change, so the next run fetches
+# every car's details again instead of reusing rows of the old mapping.
+SHAPE_VERSION = "3"
 
 # --- Bounds: what the later stages can hold (staging casts, indexes, formatting) ------
 ID_MAX_CHARS = 64  # the API's ids are GUIDs (36 characters)
 TEXT_MAX_CHARS = 2_000  # longer is not a name, colour or link but a fault
-INTEGER = (-(2**31), 2**31 - 1)  # staging casts whole numbers to PostgreSQL integer
-EURO = (0.0, 1_000_000.0)  # prices, values, costs: 0 to a million euro
-KM = (0.0, 10_000_000.0)  # range and mileage
-QUANTITY = (0.0, 1_000_000.0)  # emission, consumption, percentages, price per km
+INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1  # staging casts to PostgreSQL integer
+EURO_MAX = 1_000_000.0  # prices, values, costs
+KM_MAX = 10_000_000.0  # range and mileage
+QUANTITY_MAX = 1_000_000.0  # emission, consumption, percentages, price per km
 
 Row = dict[str, Any]
 
@@ -51,110 +60,203 @@ class ShapeError(Exception):
     """The API answered something the loader cannot account for (fails the load)."""
 
 
-@dataclass(frozen=True)
-class Field:
-    """One API key, the column it lands in, its type and bounds."""
-
-    key: str
-    column: str
-    data_type: str
-    required: bool = True  # by the public client; only changes how "" and null read
-    bounds: tuple[float, float] | None = None
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("holds a NUL character")
+    return value
 
 
-def _money(key: str, column: str, required: bool = True) -> Field:
-    return Field(key, column, "double", required, EURO)
+def _iso(value: Any) -> datetime:
+    """ISO 8601, as the API writes dates; no offset is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected an ISO 8601 date-time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _quantity(key: str, column: str, required: bool = True) -> Field:
-    return Field(key, column, "double", required, QUANTITY)
+Text = Annotated[
+    str, StringConstraints(max_length=TEXT_MAX_CHARS), AfterValidator(_no_nul)
+]
+# Lower-cased: GUIDs compare case-insensitively.
+VehicleId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ID_MAX_CHARS, to_lower=True),
+    AfterValidator(_no_nul),
+]
+_VEHICLE_ID = TypeAdapter(VehicleId)
+Whole = Annotated[int, Field(ge=INTEGER_MIN, le=INTEGER_MAX)]
+Euro = Annotated[float, Field(ge=0, le=EURO_MAX)]
+Km = Annotated[float, Field(ge=0, le=KM_MAX)]
+WholeKm = Annotated[int, Field(ge=0, le=KM_MAX)]
+Quantity = Annotated[float, Field(ge=0, le=QUANTITY_MAX)]
+Timestamp = Annotated[datetime, BeforeValidator(_iso)]
 
 
-def _whole(key: str, column: str, required: bool = True) -> Field:
-    return Field(key, column, "bigint", required, INTEGER)
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Shape(BaseModel):
+    """An API object read tolerantly (see the module's docstring)."""
+
+    where: ClassVar[str]  # how problems and unknown keys name this object's fields
+    quiet: ClassVar[frozenset[str]] = frozenset()  # fields whose problems go unsaid
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_field(cls, data: Any, info: ValidationInfo) -> Any:
+        """Note unknown keys; give every field a value, so a missing one is named."""
+        if not isinstance(data, Mapping):
+            return data  # refused by pydantic: the field holding it becomes None
+        if info.context is not None:
+            known = cls.model_fields
+            info.context["unknown"].update(
+                cls.where + k for k in data if k not in known
+            )
+        return {
+            name: None if value == "" and not field.is_required() else value
+            for name, field in cls.model_fields.items()
+            for value in [data.get(name)]
+        }
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _or_none(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as error:
+            if info.context is not None and info.field_name not in cls.quiet:
+                name = f"{cls.where}{info.field_name}"
+                info.context["problems"].append(
+                    f"{name} is missing"
+                    if value is None
+                    else f"{name} is {_describe(value)}: {error.errors()[0]['msg']}"
+                )
+            return None
 
 
 # --- GET VehicleCluster: one object per make + model ---------------------------------
-CLUSTER_FIELDS: tuple[Field, ...] = (
-    Field("make", "make", "text"),
-    Field("model", "model", "text"),
-    Field("firstVehicleId", "first_vehicle_id", "text"),
-    Field("externalTypeId", "external_type_id", "text"),
-    _whole("latestModelYear", "latest_model_year"),
-    _whole("vehicleCount", "vehicle_count"),
-    _money("minPriceInEuroPerMonth", "min_price_in_euro_per_month"),
-    _money("fiscalValueInEuro", "fiscal_value_in_euro"),
-    _quantity("additionPercentage", "addition_percentage", required=False),
-    _whole("externalFuelTypeId", "external_fuel_type_id"),
-    _whole("maxCO2Emission", "max_co2_emission"),
-    Field("imageUri", "image_uri", "text"),
-)
-
-# --- GET VehicleVariation: the summary of each vehicle of a cluster ------------------
-# `GET Vehicle` repeats these at its top level; in `raw.vehicles` the summary's value
-# wins and the detail's fills what the summary left out.
-SUMMARY_FIELDS: tuple[Field, ...] = (
-    Field("id", "id", "text"),
-    Field("make", "make", "text"),
-    Field("model", "model", "text"),
-    Field("type", "type", "text"),
-    _whole("modelYear", "model_year"),
-    Field("paintId", "paint_id", "text", required=False),
-    Field("externalPaintId", "external_paint_id", "text", required=False),
-    _money("priceInEuroPerMonth", "price_in_euro_per_month", required=False),
-    _money("fiscalValueInEuro", "fiscal_value_in_euro", required=False),
-    _quantity("additionPercentage", "addition_percentage", required=False),
-    Field("rangeInKm", "range_in_km", "bigint", bounds=KM),
-    _whole("externalFuelTypeId", "external_fuel_type_id"),
-    Field("externalTypeId", "external_type_id", "text"),
-    Field("imageUri", "image_uri", "text", required=False),
-    Field("isElectric", "is_electric", "bool", required=False),
-)
-
-# --- GET Vehicle: details, pricing, options -------------------------------------------
-DETAILS_FIELDS: tuple[Field, ...] = (
-    Field("licensePlate", "details__license_plate", "text"),
-    Field("color", "details__color", "text"),
-    Field("officialColor", "details__official_color", "text"),
-    Field("bodyType", "details__body_type", "text"),
-    _quantity("emission", "details__emission"),
-    Field("registrationDate", "details__registration_date", "timestamp"),
-    Field("registeredMileage", "details__registered_mileage", "double", bounds=KM),
-    Field("transmissionType", "details__transmission_type", "text"),
-    _quantity("avgFuelConsumption", "details__avg_fuel_consumption"),
-    Field("typeSpareWheel", "details__type_spare_wheel", "text"),
-    _quantity("additionPercentage", "details__addition_percentage", required=False),
-)
-PRICING_FIELDS: tuple[Field, ...] = (
-    _money("fiscalValueInEuro", "pricing__fiscal_value_in_euro"),
-    _money("basePricePerMonthInEuro", "pricing__base_price_per_month_in_euro"),
-    _money(
-        "calculatedPricePerMonthInEuro", "pricing__calculated_price_per_month_in_euro"
-    ),
-    _quantity("pricePerKm", "pricing__price_per_km"),
-    _quantity("fuelPricePerKm", "pricing__fuel_price_per_km"),
-    # Only for a logged-in member.
-    _money("contributionInEuro", "pricing__contribution_in_euro", required=False),
-    _money(
-        "expectedFuelCostPerMonthInEuro",
-        "pricing__expected_fuel_cost_per_month_in_euro",
-    ),
-    # Only with the tax cookies (member with GROSS_YEARLY_INCOME).
-    _money(
-        "netCostPerMonthInEuro", "pricing__net_cost_per_month_in_euro", required=False
-    ),
-)
-OPTION_FIELDS: tuple[Field, ...] = (
-    Field("id", "id", "text"),
-    Field("externalId", "external_id", "text"),
-    Field("optionName", "option_name", "text"),
-    Field("included", "included", "bool"),
-)
+class Cluster(Shape):
+    where = "VehicleCluster."
+    make: Text
+    model: Text
+    firstVehicleId: Text
+    externalTypeId: Text
+    latestModelYear: Whole
+    vehicleCount: Whole
+    minPriceInEuroPerMonth: Euro
+    fiscalValueInEuro: Euro
+    additionPercentage: Quantity | None = None
+    externalFuelTypeId: Whole
+    maxCO2Emission: Whole
+    imageUri: Text
 
 
-# --- Columns (order = column order of the tables) ---------------------------------
-def _hints(fields: Sequence[Field]) -> dict[str, dict[str, Any]]:
-    return {f.column: {"data_type": f.data_type, "nullable": True} for f in fields}
+# --- GET VehicleVariation: the summary of each car of a cluster ----------------------
+class Summary(Shape):
+    where = "VehicleVariation."
+    id: VehicleId
+    make: Text
+    model: Text
+    type: Text
+    modelYear: Whole
+    paintId: Text | None = None
+    externalPaintId: Text | None = None
+    priceInEuroPerMonth: Euro | None = None
+    fiscalValueInEuro: Euro | None = None
+    additionPercentage: Quantity | None = None
+    rangeInKm: WholeKm
+    externalFuelTypeId: Whole
+    externalTypeId: Text
+    imageUri: Text | None = None
+    isElectric: bool | None = None
+
+
+# --- GET Vehicle: the summary again, details, pricing, options ------------------------
+class Details(Shape):
+    where = "Vehicle.details."
+    licensePlate: Text
+    color: Text
+    officialColor: Text
+    bodyType: Text
+    emission: Quantity
+    registrationDate: Timestamp
+    registeredMileage: Km
+    transmissionType: Text
+    avgFuelConsumption: Quantity
+    typeSpareWheel: Text
+    additionPercentage: Quantity | None = None
+
+
+class Pricing(Shape):
+    where = "Vehicle.pricing."
+    fiscalValueInEuro: Euro
+    basePricePerMonthInEuro: Euro
+    calculatedPricePerMonthInEuro: Euro
+    pricePerKm: Quantity
+    fuelPricePerKm: Quantity
+    contributionInEuro: Euro | None = None  # only for a logged-in member
+    expectedFuelCostPerMonthInEuro: Euro
+    netCostPerMonthInEuro: Euro | None = None  # only with the tax group cookies
+
+
+class Option(Shape):
+    where = "Vehicle.options."
+    id: Text
+    externalId: Text
+    optionName: Text
+    included: bool
+
+
+class Vehicle(Summary):
+    """`GET Vehicle`. The client reuses one model for summaries and details, so it has
+    details, pricing and options optional; asked for by id, they are due here."""
+
+    where = "Vehicle."
+    quiet = frozenset(Summary.model_fields)  # the summary's own problems are named
+    details: Details
+    pricing: Pricing
+    options: list[Option]
+
+
+# --- Columns, derived from the models (order = column order of the tables) -----------
+_DLT_TYPES = {
+    str: "text",
+    int: "bigint",
+    float: "double",
+    bool: "bool",
+    datetime: "timestamp",
+}
+
+
+def _base_type(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, UnionType):
+        (annotation,) = (a for a in get_args(annotation) if a is not NoneType)
+    return (
+        get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+    )
+
+
+def _fields(model: type[Shape], prefix: str = "") -> dict[str, str]:
+    """column -> model field name, scalar fields only."""
+    return {
+        prefix + to_snake(name): name
+        for name, field in model.model_fields.items()
+        if _base_type(field.annotation) in _DLT_TYPES
+    }
+
+
+def hints(model: type[Shape], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """dlt column hints of a model's scalar fields, every one nullable."""
+    return {
+        column: {
+            "data_type": _DLT_TYPES[_base_type(model.model_fields[name].annotation)],
+            "nullable": True,
+        }
+        for column, name in _fields(model, prefix).items()
+    }
 
 
 def _column(data_type: str) -> dict[str, Any]:
@@ -163,129 +265,47 @@ def _column(data_type: str) -> dict[str, Any]:
 
 CLUSTER_KEY = ("make", "model")
 CLUSTER_COLUMNS = {
-    **_hints(CLUSTER_FIELDS),
+    **hints(Cluster),
     "uri": _column("text"),
     "extracted_at": _column("timestamp"),
 }
 # The run's list of cars (landing `vehicles`): summary, link, hash.
 SUMMARY_COLUMNS = {
-    **_hints(SUMMARY_FIELDS),
+    **hints(Summary),
     "uri": _column("text"),
     "extracted_at": _column("timestamp"),
     "summary_hash": _column("text"),
 }
 # Kept details (landing `vehicle_details`, merged): top level, details, pricing.
 DETAIL_COLUMNS = {
-    **_hints(SUMMARY_FIELDS),
-    **_hints(DETAILS_FIELDS),
-    **_hints(PRICING_FIELDS),
+    **hints(Summary),
+    **hints(Details, "details__"),
+    **hints(Pricing, "pricing__"),
     "summary_hash": _column("text"),
     "details_fetched_at": _column("timestamp"),
 }
-OPTION_COLUMNS = {"vehicle_id": _column("text"), **_hints(OPTION_FIELDS)}
-# `raw.vehicles` and `raw.vehicles__options` (docs/architecture.md), in this order.
+OPTION_COLUMNS = {"vehicle_id": _column("text"), **hints(Option)}
+SUMMARY_COLUMN_NAMES = frozenset(hints(Summary))
+# `raw.vehicles` (docs/architecture.md), in this order.
 VEHICLE_COLUMNS = (
-    *(f.column for f in SUMMARY_FIELDS + DETAILS_FIELDS + PRICING_FIELDS),
+    *(c for c in DETAIL_COLUMNS if c not in ("summary_hash", "details_fetched_at")),
     "uri",
     "extracted_at",
     "summary_hash",
     "details_fetched_at",
 )
-RAW_OPTION_COLUMNS = (*OPTION_COLUMNS, "extracted_at")
 
 
-# --- Conversion: (value, None) or (None, what is wrong) ----------------------------
-def _text(value: Any, field: Field) -> tuple[Any, str | None]:
-    if not isinstance(value, str):
-        return None, "expected a string"
-    if len(value) > TEXT_MAX_CHARS:
-        return None, f"longer than {TEXT_MAX_CHARS} characters"
-    if "\x00" in value:
-        return None, "holds a NUL character"
-    return value, None
+def _row(model: Shape | None, kind: type[Shape], prefix: str = "") -> Row:
+    fields = _fields(kind, prefix)
+    return {c: getattr(model, n) if model else None for c, n in fields.items()}
 
 
-def _number(value: Any, field: Field) -> tuple[Any, str | None]:
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None, "expected a number"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None, "expected a number"
-    if isinstance(value, float) and not math.isfinite(value):
-        return None, "expected a finite number"
-    if field.data_type == "bigint":
-        if value != int(value):
-            return None, "expected a whole number"
-        value = int(value)
-    else:
-        value = float(value)
-    low, high = field.bounds or (-math.inf, math.inf)
-    if not low <= value <= high:
-        return None, f"outside {low:g} to {high:g}"
-    return value, None
+def _read(kind: type[Shape], data: Any, problems: list[str], unknown: set[str]) -> Any:
+    return kind.model_validate(data, context={"problems": problems, "unknown": unknown})
 
 
-def _bool(value: Any, field: Field) -> tuple[Any, str | None]:
-    return (value, None) if isinstance(value, bool) else (None, "expected true/false")
-
-
-def _timestamp(value: Any, field: Field) -> tuple[Any, str | None]:
-    """ISO 8601, as the API writes dates; no offset is taken as UTC."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None, "expected an ISO 8601 date-time"
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), None
-
-
-_CONVERTERS = {
-    "text": _text,
-    "bigint": _number,
-    "double": _number,
-    "bool": _bool,
-    "timestamp": _timestamp,
-}
-
-
-def _describe(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _convert(
-    obj: Mapping[str, Any],
-    fields: tuple[Field, ...],
-    path: str,
-    problems: list[str],
-    unknown: set[str],
-) -> Row:
-    """The columns of `fields` from `obj`; a bad value is null plus one problem."""
-    row: Row = {}
-    for field in fields:
-        value = obj.get(field.key)
-        if value == "" and not field.required:
-            value = None  # an empty optional text is simply absent
-        converted = None
-        if value is None:
-            if field.required:
-                problems.append(f"{path}{field.key} is missing")
-        else:
-            converted, wrong = _CONVERTERS[field.data_type](value, field)
-            if wrong:
-                problems.append(f"{path}{field.key} is {_describe(value)}: {wrong}")
-        row[field.column] = converted
-    known = _keys(fields)
-    unknown.update(f"{path}{key}" for key in obj if key not in known)
-    return row
-
-
-@cache
-def _keys(fields: tuple[Field, ...]) -> frozenset[str]:
-    return frozenset(field.key for field in fields)
-
-
+# --- Rows -----------------------------------------------------------------------------
 def expect_list(value: Any, where: str) -> list[Any]:
     """The response must be a JSON array."""
     if not isinstance(value, list):
@@ -294,14 +314,13 @@ def expect_list(value: Any, where: str) -> list[Any]:
 
 
 def vehicle_id_of(value: Any) -> str | None:
-    """The id as the loader keys cars: lower-cased (GUIDs compare case-insensitively);
-    None when it is not a usable id (not a string, empty, too long, a NUL)."""
-    if not isinstance(value, str) or not 0 < len(value) <= ID_MAX_CHARS:
+    """The id as the loader keys cars (lower case); None when it is not usable."""
+    try:
+        return _VEHICLE_ID.validate_python(value)
+    except ValidationError:
         return None
-    return None if "\x00" in value else value.lower()
 
 
-# --- Rows -----------------------------------------------------------------------------
 def showroom_uri(make: str, model: str, vehicle_id: str | None = None) -> str:
     """The web app's page of a cluster, or of one vehicle (as the client builds it)."""
     uri = f"{SHOWROOM_URL}/{make}/{model}"
@@ -315,15 +334,16 @@ def cluster_row(
     where = "GET VehicleCluster"
     if not isinstance(item, Mapping):
         raise ShapeError(f"{where}: an element is {_describe(item)}, not an object")
-    row = _convert(item, CLUSTER_FIELDS, "VehicleCluster.", problems, unknown)
+    row = _row(_read(Cluster, item, problems, unknown), Cluster)
     if row["make"] is None or row["model"] is None or row["vehicle_count"] is None:
         raise ShapeError(
             f"{where}: a cluster without a usable make, model or vehicleCount "
             f"({'; '.join(problems)})"
         )
-    row["uri"] = showroom_uri(row["make"], row["model"])
-    row["extracted_at"] = extracted_at
-    return row
+    return row | {
+        "uri": showroom_uri(row["make"], row["model"]),
+        "extracted_at": extracted_at,
+    }
 
 
 def summary_row(
@@ -336,8 +356,7 @@ def summary_row(
     if not isinstance(item, Mapping):
         problems.append(f"element is {_describe(item)}, not an object")
         return None
-    row = _convert(item, SUMMARY_FIELDS, "VehicleVariation.", problems, unknown)
-    row["id"] = vehicle_id_of(item.get("id"))
+    row = _row(_read(Summary, item, problems, unknown), Summary)
     if row["id"] is None:
         return None
     row["make"] = row["make"] or cluster["make"]
@@ -359,10 +378,6 @@ def summary_hash(item: Mapping[str, Any], context: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_DETAIL_KEYS = _keys(SUMMARY_FIELDS) | {"details", "pricing", "options"}
-_OPTION_KEYS = _keys(OPTION_FIELDS)
-
-
 def detail_row(
     payload: Any, vehicle_id: str, unknown: set[str], problems: list[str]
 ) -> Row:
@@ -370,42 +385,24 @@ def detail_row(
 
     Whatever is missing or malformed is null (no options), with a problem each.
     """
-    obj = payload if isinstance(payload, Mapping) else {}
     if not isinstance(payload, Mapping):
         problems.append(f"the answer is {_describe(payload)}, not an object")
-    elif vehicle_id_of(obj.get("id")) != vehicle_id:
-        problems.append(f"the answer is about vehicle {_describe(obj.get('id'))}")
-        obj = {}
-    row = _convert(obj, SUMMARY_FIELDS, "Vehicle.", [], set())
-    unknown.update(f"Vehicle.{key}" for key in obj if key not in _DETAIL_KEYS)
-    for key, fields in (("details", DETAILS_FIELDS), ("pricing", PRICING_FIELDS)):
-        part = obj.get(key)
-        if isinstance(part, Mapping):
-            row.update(_convert(part, fields, f"Vehicle.{key}.", problems, unknown))
-        else:
-            problems.append(f"Vehicle.{key} is {_describe(part)}, not an object")
-            row.update((field.column, None) for field in fields)
+        payload = {}
+    elif vehicle_id_of(payload.get("id")) != vehicle_id:
+        problems.append(f"the answer is about vehicle {_describe(payload.get('id'))}")
+        payload = {}
+    car = _read(Vehicle, payload, problems, unknown)
+    row = _row(car, Summary) | _row(car.details, Details, "details__")
+    row |= _row(car.pricing, Pricing, "pricing__")
     row["id"] = vehicle_id
-    row["options"] = _option_rows(obj.get("options"), vehicle_id, problems, unknown)
-    return row
-
-
-def _option_rows(
-    value: Any, vehicle_id: str, problems: list[str], unknown: set[str]
-) -> list[Row]:
-    if not isinstance(value, list):
-        problems.append(f"Vehicle.options is {_describe(value)}, not a list")
-        return []
-    rows: list[Row] = []
+    row["options"] = []
     seen: set[str] = set()
-    for index, item in enumerate(value):
-        where = f"Vehicle.options[{index}]."
-        option = item if isinstance(item, Mapping) else {}
-        row = _convert(option, OPTION_FIELDS, where, problems, set())
-        unknown.update(f"Vehicle.options.{k}" for k in option if k not in _OPTION_KEYS)
-        if row["id"] is None or row["id"] in seen or len(row["id"]) > ID_MAX_CHARS:
-            problems.append(f"{where}id {_describe(option.get('id'))} skipped")
+    for index, option in enumerate(car.options or ()):
+        if option.id is None or option.id in seen or len(option.id) > ID_MAX_CHARS:
+            problems.append(
+                f"Vehicle.options[{index}].id {_describe(option.id)} skipped"
+            )
             continue
-        seen.add(row["id"])
-        rows.append({"vehicle_id": vehicle_id, **row})
-    return rows
+        seen.add(option.id)
+        row["options"].append({"vehicle_id": vehicle_id, **_row(option, Option)})
+    return row

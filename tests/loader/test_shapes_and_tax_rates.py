@@ -139,8 +139,8 @@ def test_real_vehicle_sample_maps_to_details_pricing_and_options() -> None:
             1e30,
             "pricing__calculated_price_per_month_in_euro",
             None,
-            "Vehicle.pricing.calculatedPricePerMonthInEuro is 1e+30: outside 0 to "
-            "1e+06",
+            "Vehicle.pricing.calculatedPricePerMonthInEuro is 1e+30: Input should be "
+            "less than or equal to 1000000",
         ),
         (
             ("modelYear",),
@@ -154,15 +154,15 @@ def test_real_vehicle_sample_maps_to_details_pricing_and_options() -> None:
             "22-06-2022",
             "details__registration_date",
             None,
-            'Vehicle.details.registrationDate is "22-06-2022": expected an ISO 8601 '
-            "date-time",
+            'Vehicle.details.registrationDate is "22-06-2022": Value error, expected '
+            "an ISO 8601 date-time",
         ),
         (
             ("details", "color"),
             "Wit\x00",
             "details__color",
             None,
-            'Vehicle.details.color is "Wit\\u0000": holds a NUL character',
+            'Vehicle.details.color is "Wit\\u0000": Value error, holds a NUL character',
         ),
         (
             ("details", "bodyType"),
@@ -172,7 +172,7 @@ def test_real_vehicle_sample_maps_to_details_pricing_and_options() -> None:
             "Vehicle.details.bodyType is "
             + '"'
             + "x" * 56
-            + "...: longer than 2000 characters",
+            + "...: String should have at most 2000 characters",
         ),
     ],
 )
@@ -206,9 +206,13 @@ def test_missing_or_malformed_part_is_null_and_named(part: str, value: Any) -> N
 
     row = detail_row(payload, VEHICLE_ID, set(), problems)
 
-    shown = "null" if value in (None, "missing") else '"oops"'
-    kind = "a list" if part == "options" else "an object"
-    assert problems == [f"Vehicle.{part} is {shown}, not {kind}"]
+    kind = {"details": "dictionary or instance of Details", "options": "list"}
+    kind["pricing"] = "dictionary or instance of Pricing"
+    assert problems == [
+        f"Vehicle.{part} is missing"
+        if value in (None, "missing")
+        else f'Vehicle.{part} is "oops": Input should be a valid {kind[part]}'
+    ]
     if part == "options":
         assert row["options"] == []
     else:
@@ -264,7 +268,7 @@ def test_summary_ids_are_lower_cased_and_unusable_ids_skip_the_car() -> None:
         "3 Serie Touring",
         None,
     )
-    assert "VehicleVariation.type is 5: expected a string" in problems
+    assert "VehicleVariation.type is 5: Input should be a valid string" in problems
     for odd in ("x" * 65, "", None, 42, "a\x00b"):
         assert summary_row({"id": odd}, cluster, set(), []) is None
 
