@@ -1,14 +1,14 @@
 """Who the loader is to the API: anonymous, or a member (with net costs by tax group).
 
-Reimplements what the public `athlon-flex-client` does, without importing it:
+Does what the public `athlon-flex-client` does, without importing it:
 - `POST MemberLogin` {username, password} sets a session cookie; `GET MemberProfile`
   gives the figures the client sends with every `GET Vehicle` of a member;
 - with a gross yearly income, `GET TaxRates` lists brackets whose Dutch label holds the
   income bounds ("Met loonheffingskorting jaarinkomen € 75.519 t/m € 134.929"); the
   one bracket that matches income and loonheffingskorting goes back as the cookies
   `TaxGroupLabel` and `TaxGroup`, and the API then adds net costs to each vehicle.
-The profile is NOT used to filter clusters or vehicles (the client does that): the
-loader always lands the whole showroom.
+The profile does NOT filter clusters or vehicles (the client does that): the loader
+always lands the whole showroom.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+from pydantic import BaseModel, StrictBool, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from loader.constants import (
     LOGIN_ENDPOINT,
@@ -38,64 +41,55 @@ log = logging.getLogger(__name__)
 _EURO_AMOUNT = re.compile(r"€\s?(\d+(?:\.\d+)?)")
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class TaxRate:
     """A bracket of `GET TaxRates`."""
 
     label: str
     percentage: float
 
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """Income bounds in the label: two amounts, one (open upwards), else (0, 0).
-
-        Dots are thousands separators ("€ 75.519" is 75519), as in the client.
-        """
-        amounts = [m.replace(".", "") for m in _EURO_AMOUNT.findall(self.label)]
-        if len(amounts) == 1:
-            return float(amounts[0]), math.inf
-        if len(amounts) == 2:
-            return float(amounts[0]), float(amounts[1])
-        return 0.0, 0.0
-
     def is_for_income(self, income: float, *, apply_loonheffingskorting: bool) -> bool:
-        """Income within the bounds (inclusive) and the label's Met/Zonder matches."""
-        low, high = self.bounds
-        wanted = ("Met" if apply_loonheffingskorting else "Zonder") + (
-            " loonheffingskorting"
-        )
-        return low <= income <= high and wanted in self.label
+        """Income within the label's bounds (inclusive: two amounts, or one, open
+        upwards; dots separate thousands, as in the client) and Met/Zonder matching."""
+        amounts = [float(m.replace(".", "")) for m in _EURO_AMOUNT.findall(self.label)]
+        low, high = {1: (*amounts, math.inf), 2: amounts}.get(len(amounts), (0, 0))
+        wanted = "Met" if apply_loonheffingskorting else "Zonder"
+        return low <= income <= high and f"{wanted} loonheffingskorting" in self.label
 
 
 def rate_of_income(
     rates: list[TaxRate], income: float, *, apply_loonheffingskorting: bool
 ) -> TaxRate | None:
     """The single bracket for this income; None when none or several match."""
+    credit = apply_loonheffingskorting
     matching = [
-        rate
-        for rate in rates
-        if rate.is_for_income(
-            income, apply_loonheffingskorting=apply_loonheffingskorting
-        )
+        r for r in rates if r.is_for_income(income, apply_loonheffingskorting=credit)
     ]
     return matching[0] if len(matching) == 1 else None
 
 
-def parse_tax_rates(payload: Any) -> list[TaxRate]:
-    """`GET TaxRates` as TaxRate values; ShapeError when it is not that shape."""
-    where = f"GET {TAX_RATES_ENDPOINT}"
-    if not isinstance(payload, list):
-        raise ShapeError(f"{where}: expected a list of tax rates")
-    rates = []
-    for item in payload:
-        label = item.get("label") if isinstance(item, Mapping) else None
-        percentage = item.get("percentage") if isinstance(item, Mapping) else None
-        if not isinstance(label, str) or isinstance(percentage, bool):
-            raise ShapeError(f"{where}: an element has no text label")
-        if not isinstance(percentage, int | float):
-            raise ShapeError(f"{where}: rate {label!r} has no numeric percentage")
-        rates.append(TaxRate(label, float(percentage)))
-    return rates
+class _Budget(BaseModel):
+    actualBudgetPerMonth: int | float
+
+
+class _Profile(BaseModel):
+    """The part of the client's `Profile` a member's `GET Vehicle` needs."""
+
+    requiresIncludeTaxInPrices: StrictBool
+    includeMileageCostsInPricing: StrictBool
+    includeFuelCostsInPricing: StrictBool
+    numberOfKmPerMonth: int | float
+    budget: _Budget
+
+
+def _parse(kind: Any, payload: Any, endpoint: str) -> Any:
+    """`payload` as `kind`; ShapeError naming the endpoint and the first problem."""
+    try:
+        return TypeAdapter(kind).validate_python(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the answer"
+        raise ShapeError(f"GET {endpoint}: {where}: {first['msg']}") from None
 
 
 def _flag(value: bool) -> str:
@@ -104,35 +98,13 @@ def _flag(value: bool) -> str:
 
 def member_detail_params(profile: Any) -> dict[str, str | int | float]:
     """What the client adds to `GET Vehicle` for a member, taken from the profile."""
-    where = f"GET {PROFILE_ENDPOINT}"
-    if not isinstance(profile, Mapping) or not isinstance(
-        profile.get("budget"), Mapping
-    ):
-        raise ShapeError(f"{where}: expected a profile object with a budget")
-    try:
-        flags = {
-            "IncludeTaxInPrices": profile["requiresIncludeTaxInPrices"],
-            "IncludeMileageCostsInPricing": profile["includeMileageCostsInPricing"],
-            "IncludeFuelCostsInPricing": profile["includeFuelCostsInPricing"],
-        }
-        km = profile["numberOfKmPerMonth"]
-        budget = profile["budget"]["actualBudgetPerMonth"]
-    except KeyError as error:
-        raise ShapeError(
-            f"{where}: required field {error.args[0]} is missing"
-        ) from None
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise ShapeError(f"{where}: {name} is not true or false")
-    for name, value in (("numberOfKmPerMonth", km), ("actualBudgetPerMonth", budget)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ShapeError(f"{where}: {name} is not a number")
+    member = _parse(_Profile, profile, PROFILE_ENDPOINT)
     return {
-        "IncludeTaxInPrices": _flag(flags["IncludeTaxInPrices"]),
-        "NumberOfKmPerMonth": km,
-        "IncludeMileageCostsInPricing": _flag(flags["IncludeMileageCostsInPricing"]),
-        "IncludeFuelCostsInPricing": _flag(flags["IncludeFuelCostsInPricing"]),
-        "ActualBudgetPerMonth": budget,
+        "IncludeTaxInPrices": _flag(member.requiresIncludeTaxInPrices),
+        "NumberOfKmPerMonth": member.numberOfKmPerMonth,
+        "IncludeMileageCostsInPricing": _flag(member.includeMileageCostsInPricing),
+        "IncludeFuelCostsInPricing": _flag(member.includeFuelCostsInPricing),
+        "ActualBudgetPerMonth": member.budget.actualBudgetPerMonth,
     }
 
 
@@ -161,33 +133,29 @@ def sign_in(
     apply_loonheffingskorting: bool,
 ) -> Identity:
     """Log in and pick the tax group when configured; anonymous otherwise."""
-    logged_in = False
     params: Mapping[str, str | int | float] = {}
     if username and password:
         try:
             client.post(LOGIN_ENDPOINT, {"username": username, "password": password})
         except ApiError as error:
-            if error.status in (400, 401, 403):
-                raise ApiError(
-                    "POST",
-                    LOGIN_ENDPOINT,
-                    f"refused the login ({error.status}); check ATHLON_USERNAME and "
-                    "ATHLON_PASSWORD",
-                    status=error.status,
-                ) from None
-            raise
+            if error.status not in (400, 401, 403):
+                raise
+            raise ApiError(
+                "POST",
+                LOGIN_ENDPOINT,
+                f"refused the login ({error.status}); check ATHLON_USERNAME and "
+                "ATHLON_PASSWORD",
+                status=error.status,
+            ) from None
         params = member_detail_params(client.get(PROFILE_ENDPOINT))
-        logged_in = True
         log.info("Logged in to the Athlon API as a member")
     tax_group = None
     if gross_yearly_income:
-        rates = parse_tax_rates(
-            client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
-        )
+        payload = client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
+        rates = _parse(list[TaxRate], payload, TAX_RATES_ENDPOINT)
+        credit = apply_loonheffingskorting
         rate = rate_of_income(
-            rates,
-            gross_yearly_income,
-            apply_loonheffingskorting=apply_loonheffingskorting,
+            rates, gross_yearly_income, apply_loonheffingskorting=credit
         )
         if rate is None:
             log.warning(
@@ -202,4 +170,4 @@ def sign_in(
             client.set_cookie(TAX_GROUP_COOKIE, str(rate.percentage))
             tax_group = f"{rate.label} ({rate.percentage})"
             log.info("Tax group: %s", tax_group)
-    return Identity(logged_in=logged_in, detail_params=params, tax_group=tax_group)
+    return Identity(logged_in=bool(params), detail_params=params, tax_group=tax_group)

@@ -1,16 +1,16 @@
 """HTTP to the showroom API: httpx, one limit on requests in flight, tenacity retries.
 
-dlt runs the detail calls in its thread pool (`loader.source`); every client of a run
-(the member's and the anonymous fallback) shares one `RequestLimiter`, so "never more
-than `athlon_max_concurrency` requests in flight" holds for the run and is counted
-(`HttpStats.max_in_flight`).
+dlt runs the per-cluster and per-car calls in its thread pool (`loader.source`);
+every client of a run (the member's and the anonymous fallback) shares one
+`RequestLimiter`, so "never more than `athlon_max_concurrency` requests in flight"
+holds for the run and is counted (`HttpStats.max_in_flight`).
 
-Per request: a descriptive User-Agent and a timeout; tenacity retries 5xx, 408,
-timeouts, connection errors and bodies that are not JSON, with exponential back-off
-and jitter; a 429 waits its Retry-After (seconds or an HTTP date) and pauses *every*
-request of the run, since the server asked the client to slow down; a Retry-After
-longer than MAX_RETRY_AFTER_SECONDS, and any other 4xx, fail at once. A request that
-still fails raises `ApiError`, naming endpoint, vehicle and status.
+tenacity retries 5xx, 408, timeouts, connection errors and bodies that are not JSON,
+with exponential back-off and jitter; a 429 waits its Retry-After (seconds or an HTTP
+date) and pauses *every* request of the run, since the server asked the client to
+slow down. A Retry-After longer than MAX_RETRY_AFTER_SECONDS, and any other 4xx,
+fail at once. A request that still fails raises `ApiError`, naming endpoint, vehicle
+and status.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -58,6 +57,16 @@ class ApiError(Exception):
         super().__init__(f"Athlon API {target} {problem}")
 
 
+@dataclass(eq=False)
+class _Failed(Exception):
+    """One try failed; `final`: no other try fixes it; `wait`: the server's own."""
+
+    problem: str
+    status: int | None = None
+    wait: float | None = None
+    final: bool = False
+
+
 @dataclass
 class HttpStats:
     """What the run's requests cost; shared by every client of one run."""
@@ -82,49 +91,37 @@ class RequestLimiter:
         self._free = max_concurrency
         self._queue: collections.deque[object] = collections.deque()
         self._turn = threading.Condition()
-        self._lock = threading.Lock()
         self._resume_at = 0.0
 
-    def _acquire(self) -> None:
+    def pause(self, seconds: float) -> None:
+        """Hold back every request of the run for `seconds` from now."""
         with self._turn:
-            ticket = object()
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Wait for a free slot in turn and the end of any pause; count the request."""
+        stats, ticket = self.stats, object()
+        with self._turn:
             self._queue.append(ticket)
             while self._queue[0] is not ticket or not self._free:
                 self._turn.wait()
             self._queue.popleft()
             self._free -= 1
             self._turn.notify_all()  # the next in line may find a free slot too
-
-    def _release(self) -> None:
-        with self._turn:
-            self._free += 1
-            self._turn.notify_all()
-
-    def pause(self, seconds: float) -> None:
-        """Hold back every request of the run for `seconds` from now."""
-        with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Wait for a free slot (and the end of any pause), count the request."""
-        self._acquire()
         try:
             while (wait := self._resume_at - time.monotonic()) > 0:
                 time.sleep(wait)
-            with self._lock:
-                self.stats.requests += 1
-                self.stats.in_flight += 1
-                self.stats.max_in_flight = max(
-                    self.stats.max_in_flight, self.stats.in_flight
-                )
-            try:
-                yield
-            finally:
-                with self._lock:
-                    self.stats.in_flight -= 1
+            with self._turn:
+                stats.requests += 1
+                stats.in_flight += 1
+                stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            yield
         finally:
-            self._release()
+            with self._turn:
+                stats.in_flight -= 1
+                self._free += 1
+                self._turn.notify_all()
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -141,24 +138,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-class _Retry(Exception):
-    """One try failed in a way another try may fix (`wait`: the server's own)."""
-
-    def __init__(
-        self, problem: str, *, status: int | None = None, wait: float | None = None
-    ) -> None:
-        super().__init__(problem)
-        self.problem, self.status, self.wait = problem, status, wait
-
-
-class _Final(Exception):
-    """One try failed in a way no other try fixes (a 404, a very long Retry-After)."""
-
-    def __init__(self, problem: str, status: int) -> None:
-        super().__init__(problem)
-        self.problem, self.status = problem, status
-
-
 class ApiClient:
     """One identity's connection to the API (cookies of its own), shared limits."""
 
@@ -173,7 +152,6 @@ class ApiClient:
     ) -> None:
         self._limiter = limiter
         self._tries = max_retries + 1
-        self._backoff = backoff_seconds
         pool = limiter.max_concurrency
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
@@ -181,6 +159,11 @@ class ApiClient:
             timeout=httpx.Timeout(timeout_seconds),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
+        # Exponential back-off, "equal jitter": half of each step fixed, half random.
+        half = {"multiplier": backoff_seconds / 2, "max": MAX_BACKOFF_SECONDS / 2}
+        self._backoff = tenacity.wait_exponential(
+            **half
+        ) + tenacity.wait_random_exponential(**half)
 
     def set_cookie(self, name: str, value: str) -> None:
         """Send this cookie with every later request of this client."""
@@ -194,36 +177,24 @@ class ApiClient:
 
     def post(self, endpoint: str, body: Mapping[str, Any]) -> None:
         """POST JSON to an endpoint; only the status matters (the body is ignored)."""
-        self._send("POST", endpoint, json_body=body)
+        self._send("POST", endpoint, json=body)
 
     def close(self) -> None:
         """Close the connections."""
         self._client.close()
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        """The server's Retry-After (pausing the whole run), else exponential back-off
-        with "equal jitter": half fixed, half random."""
-        failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _Retry) and failure.wait is not None:
-            self._limiter.pause(failure.wait)
-            return failure.wait
-        ceiling = min(
-            MAX_BACKOFF_SECONDS, self._backoff * 2 ** (state.attempt_number - 1)
-        )
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
     def _send(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        params: Params | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        subject: str | None = None,
+        self, method: str, endpoint: str, subject: str | None = None, **kw: Any
     ) -> Any:
+        def wait(state: tenacity.RetryCallState) -> float:
+            failure = state.outcome.exception()  # type: ignore[union-attr]
+            if failure.wait is not None:  # the server's Retry-After, for the whole run
+                self._limiter.pause(failure.wait)
+                return failure.wait
+            return self._backoff(state)
+
         def before_sleep(state: tenacity.RetryCallState) -> None:
             self._limiter.stats.retries += 1
-            failure = state.outcome.exception() if state.outcome else None
             log.info(
                 "Retrying %s %s%s in %.2f s (try %d of %d): %s",
                 method,
@@ -232,75 +203,59 @@ class ApiClient:
                 state.upcoming_sleep,
                 state.attempt_number + 1,
                 self._tries,
-                getattr(failure, "problem", failure),
+                state.outcome.exception().problem,  # type: ignore[union-attr]
             )
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self._tries),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Retry),
+            wait=wait,
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, _Failed) and not e.final
+            ),
             before_sleep=before_sleep,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt, self._limiter.slot():
-                    response = self._try_once(method, endpoint, params, json_body)
-            return None if method == "POST" else response
-        except _Retry as failure:
-            tries = f"{self._tries} {'try' if self._tries == 1 else 'tries'}"
+                    result = self._try_once(method, endpoint, kw)
+            return result
+        except _Failed as failure:
+            tries = f" after {self._tries} {'try' if self._tries == 1 else 'tries'}"
             raise ApiError(
                 method,
                 endpoint,
-                f"{failure.problem} after {tries}",
-                status=failure.status,
-                subject=subject,
-            ) from None
-        except _Final as failure:
-            raise ApiError(
-                method,
-                endpoint,
-                failure.problem,
+                failure.problem + ("" if failure.final else tries),
                 status=failure.status,
                 subject=subject,
             ) from None
 
-    def _try_once(
-        self,
-        method: str,
-        endpoint: str,
-        params: Params | None,
-        json_body: Mapping[str, Any] | None,
-    ) -> Any:
+    def _try_once(self, method: str, endpoint: str, kw: dict[str, Any]) -> Any:
         try:
-            response = self._client.request(
-                method, endpoint, params=params, json=json_body
-            )
+            response = self._client.request(method, endpoint, **kw)
         except httpx.TimeoutException as error:
-            raise _Retry(f"timed out ({type(error).__name__})") from None
+            raise _Failed(f"timed out ({type(error).__name__})") from None
         except httpx.TransportError as error:
-            raise _Retry(
-                f"could not be sent ({type(error).__name__}: {error})"
-            ) from None
+            problem = f"could not be sent ({type(error).__name__}: {error})"
+            raise _Failed(problem) from None
         status = response.status_code
         if status == 429:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
-                raise _Final(
+                raise _Failed(
                     f"answered 429 and asked to wait {wait:.0f} s, longer than the "
                     f"loader waits ({MAX_RETRY_AFTER_SECONDS:.0f} s)",
                     status,
+                    final=True,
                 )
-            raise _Retry("answered 429", status=429, wait=wait)
-        if status >= 500 or status == 408:
-            raise _Retry(f"answered {status}", status=status)
+            raise _Failed("answered 429", status, wait)
         if status >= 400:
-            raise _Final(f"answered {status}", status)
+            final = status < 500 and status != 408
+            raise _Failed(f"answered {status}", status, final=final)
         if method == "POST":
             return None
         try:
             return response.json()
         except ValueError:
-            raise _Retry(
-                f"answered {status} with a body that is not JSON", status=status
-            ) from None
+            problem = f"answered {status} with a body that is not JSON"
+            raise _Failed(problem, status) from None

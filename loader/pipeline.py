@@ -1,28 +1,11 @@
-"""The load stage: dlt fetches the showroom, the loader checks it, dlt lands it, and
-one transaction publishes `raw`.
+"""The load stage: `extract` → checks → `normalize` → `load` into `raw_landing` →
+one transaction publishes `raw` (`loader.publish`).
 
-Steps of `load()`, inside one temporary working directory:
-1. Read the shrink baseline (cars in `raw.vehicles`) and which cars' details are kept
-   in `raw_landing` (`loader.publish.read_previous`); sign in if configured.
-2. `pipeline.extract()`: the source (`loader.source`) asks the API for everything and
-   dlt writes the items to its files on disk. A request that fails for good, a
-   cluster whose list stays short of its `vehicleCount`, an unaccountable answer
-   raise here.
-3. Checks on what was extracted: an empty showroom or a shrink of more than
-   ATHLON_MAX_SHRINK_PERCENT against `raw.vehicles` is refused (unless
-   `allow_shrink`).
-4. `pipeline.normalize()` and `pipeline.load()` into `raw_landing` (a fresh pipeline
-   directory, no state restored from the destination: nothing stale is replayed).
-5. `loader.publish` replaces every raw table from this load's landing rows in one
-   transaction (and refuses cars without a single option between them).
-A failure in 1-4 leaves `raw` untouched; a failure in 5 rolls back all of it.
-
-Temporary files: the working directory (dlt's pipeline directory) is removed when
-the load ends; a load killed with SIGKILL cannot, so every load first removes the
-working directories no live load holds (each holds a lock on its own).
-
-Timing: `LoadSummary.seconds` is the wall time of `load()` itself. `extracted_at` is
-the run's start (UTC), the same on every row of the run.
+Extract raises on a request that fails for good or a cluster short of its
+`vehicleCount`; the checks refuse an empty showroom or a shrink of more than
+ATHLON_MAX_SHRINK_PERCENT (unless `allow_shrink`). A failure before the publish
+leaves `raw` untouched; one in it rolls all of it back. `extracted_at`, the run's
+start (UTC), is the same on every row of the run.
 """
 
 from __future__ import annotations
@@ -219,8 +202,6 @@ def _extract(
             extracted_at,
             settings.athlon_details_refresh_hours,
         )
-        # INSERT, not CSV + COPY: dlt's COPY reads "" as NULL in nullable columns,
-        # and every column but the keys is nullable.
         pipeline.extract(athlon_showroom(showroom))
     except (ApiError, ShapeError) as error:
         raise LoadError(f"{error}; {UNCHANGED}") from error
@@ -238,28 +219,21 @@ def _extract(
     return showroom
 
 
-def _api_cause(error: BaseException) -> BaseException | None:
+def _api_cause(error: BaseException | None) -> BaseException | None:
     """The ApiError or ShapeError behind dlt's wrapping of a failed extract."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ApiError | ShapeError):
-            return current
-        seen.add(id(current))
-        current = (
-            getattr(current, "exception", None)
-            or current.__cause__
-            or (current.__context__)
+    while error is not None and not isinstance(error, ApiError | ShapeError):
+        error = (
+            getattr(error, "exception", None) or error.__cause__ or error.__context__
         )
-    return None
+    return error
 
 
 @contextlib.contextmanager
 def _workdir() -> Iterator[Path]:
-    """A fresh working directory, locked while this load runs, removed after it.
+    """dlt's pipeline directory: fresh, locked while this load runs, removed after it.
 
-    First removes the directories of loads that were killed: those whose lock no
-    process holds (the kernel drops a killed process's locks).
+    First removes those of killed loads: those whose lock no process holds (the
+    kernel drops a killed process's locks).
     """
     for stale in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
         lock = stale / _LOCK_FILE
@@ -268,10 +242,8 @@ def _workdir() -> Iterator[Path]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 shutil.rmtree(stale, ignore_errors=True)
                 log.info("Removed %s, left by a load that was killed", stale)
-        except BlockingIOError:
-            continue  # a live load's
-        except OSError:
-            continue  # not ours to judge (not a directory, no permission)
+        except OSError:  # BlockingIOError: a live load's; else not ours to judge
+            continue
     # Made under another name, locked, then renamed: a directory is never visible
     # under WORKDIR_PREFIX without its lock held, so another load's sweep above
     # cannot take a live load's fresh directory for a killed one's.

@@ -31,12 +31,18 @@ from loader.constants import (
     OPTIONS_TABLE,
     VEHICLES_TABLE,
 )
-from loader.shapes import CLUSTER_COLUMNS, SUMMARY_COLUMN_NAMES, VEHICLE_COLUMNS
+from loader.shapes import (
+    CLUSTER_COLUMNS,
+    OPTION_COLUMNS,
+    SUMMARY_COLUMN_NAMES,
+    VEHICLE_COLUMNS,
+)
 
 # Columns that stay NOT NULL in tables an older loader created; every other column
 # is loosened, since a car's odd value now lands as null.
 _KEYS = {"id", "make", "model", "vehicle_id", "extracted_at"}
-_OPTION_VALUES = ("vehicle_id", "id", "external_id", "option_name", "included")
+_DLT = ("_dlt_load_id", "_dlt_id")
+_DETAILS = ("details__", "pricing__", "details_fetched_at")
 
 Cursor = psycopg2.extensions.cursor
 ReuseIndex = dict[str, tuple[str, datetime]]
@@ -46,14 +52,8 @@ class NoOptionsError(Exception):
     """Cars but not one option between them: an API fault, not a showroom."""
 
 
-def _landing(name: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(
-        sql.Identifier(LANDING_DATASET), sql.Identifier(name)
-    )
-
-
-def _raw(name: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(DATASET_NAME), sql.Identifier(name))
+def _table(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
 def _exists(cursor: Cursor, schema: str, table: str) -> bool:
@@ -67,7 +67,8 @@ def read_previous(connection: PostgresAddress) -> tuple[int, ReuseIndex]:
     with connect(connection) as conn, conn.cursor() as cursor:
         if not _exists(cursor, DATASET_NAME, VEHICLES_TABLE):
             return 0, {}
-        cursor.execute(sql.SQL("select count(*) from {}").format(_raw(VEHICLES_TABLE)))
+        raw = _table(DATASET_NAME, VEHICLES_TABLE)
+        cursor.execute(sql.SQL("select count(*) from {}").format(raw))
         (count,) = cursor.fetchone()
         if not _exists(cursor, LANDING_DATASET, LANDING_DETAILS):
             return count, {}
@@ -77,69 +78,63 @@ def read_previous(connection: PostgresAddress) -> tuple[int, ReuseIndex]:
                 "on d.id = v.id and d.summary_hash = v.summary_hash "
                 "where d.details_fetched_at is not null "
                 "and v.details_fetched_at is not null"
-            ).format(_raw(VEHICLES_TABLE), _landing(LANDING_DETAILS))
+            ).format(raw, _table(LANDING_DATASET, LANDING_DETAILS))
         )
         return count, {row[0]: (row[1], row[2]) for row in cursor}
 
 
-def _selects(
-    extracted_at: datetime, loads: list[str], with_options: bool
-) -> dict[str, sql.Composable]:
-    """The query that yields each raw table's new contents, columns in order: the
-    rows of this run's load (`loads`) only, whatever else landing still holds."""
-    this_load = sql.SQL("_dlt_load_id = any({})").format(sql.Literal(loads))
-    cluster_columns = [*CLUSTER_COLUMNS, "_dlt_load_id", "_dlt_id"]
-    clusters = sql.SQL("select {} from {} where {}").format(
-        sql.SQL(", ").join(map(sql.Identifier, cluster_columns)),
-        _landing(CLUSTERS_TABLE),
-        this_load,
+def _select(values: dict[str, str], rest: str, **tables: str) -> sql.Composed:
+    """`select <value> as <column>, ... <rest>`, landing tables filled into `rest`."""
+    columns = sql.SQL(", ").join(
+        sql.SQL(value + " as {}").format(sql.Identifier(column))
+        for column, value in values.items()
     )
-    vehicle_values = []
-    for column in (*VEHICLE_COLUMNS, "_dlt_load_id", "_dlt_id"):
-        name = sql.Identifier(column)
+    landing = {key: _table(LANDING_DATASET, name) for key, name in tables.items()}
+    return sql.SQL("select {} ").format(columns) + sql.SQL(rest).format(**landing)
+
+
+def _selects(cursor: Cursor, extracted_at: datetime) -> dict[str, sql.Composed]:
+    """The query of each raw table's new contents, for the landing tables that exist:
+    the rows of this run's load (`%(loads)s`) only, whatever else landing holds."""
+
+    def pick(column: str) -> str:
         if column in SUMMARY_COLUMN_NAMES:
-            value = sql.SQL("coalesce(s.{0}, d.{0})").format(name)
-        elif column == "details_fetched_at" or column.startswith(("details", "pric")):
-            value = sql.SQL("d.{}").format(name)
-        else:
-            value = sql.SQL("s.{}").format(name)
-        vehicle_values.append(sql.SQL("{} as {}").format(value, name))
-    vehicles = sql.SQL(
-        "select {} from {} s left join {} d on d.id = s.id where s.{}"
-    ).format(
-        sql.SQL(", ").join(vehicle_values),
-        _landing(LANDING_SUMMARIES),
-        _landing(LANDING_DETAILS),
-        this_load,
-    )
-    option_values = sql.SQL(", ").join(
-        [
-            *(sql.SQL("o.{}").format(sql.Identifier(c)) for c in _OPTION_VALUES),
-            sql.SQL("{}::timestamptz as extracted_at").format(
-                sql.Literal(extracted_at)
-            ),
-            sql.SQL("o._dlt_parent_id, o._dlt_list_idx, o._dlt_id"),
-        ]
-    )
-    if with_options:
-        options = sql.SQL(
-            "select {} from {} o join {} s on s.id = o.vehicle_id and s.{} "
-            "order by o.vehicle_id, o._dlt_list_idx"
-        ).format(
-            option_values,
-            _landing(LANDING_OPTIONS),
-            _landing(LANDING_SUMMARIES),
-            this_load,
-        )
-    else:  # no car ever had options: an empty result of the right shape
-        options = sql.SQL(
-            "select null::varchar as vehicle_id, null::varchar as id, "
-            "null::varchar as external_id, null::varchar as option_name, "
-            "null::boolean as included, null::timestamptz as extracted_at, "
-            "null::varchar as _dlt_parent_id, null::bigint as _dlt_list_idx, "
-            "null::varchar as _dlt_id where false"
-        )
-    return {CLUSTERS_TABLE: clusters, VEHICLES_TABLE: vehicles, OPTIONS_TABLE: options}
+            return f'coalesce(s."{column}", d."{column}")'
+        return f'{"d" if column.startswith(_DETAILS) else "s"}."{column}"'
+
+    selects = {
+        CLUSTERS_TABLE: _select(
+            {c: f'"{c}"' for c in (*CLUSTER_COLUMNS, *_DLT)},
+            "from {clusters} where _dlt_load_id = any(%(loads)s)",
+            clusters=CLUSTERS_TABLE,
+        ),
+        VEHICLES_TABLE: _select(
+            {c: pick(c) for c in (*VEHICLE_COLUMNS, *_DLT)},
+            "from {s} s left join {d} d on d.id = s.id "
+            "where s._dlt_load_id = any(%(loads)s)",
+            s=LANDING_SUMMARIES,
+            d=LANDING_DETAILS,
+        ),
+        OPTIONS_TABLE: _select(
+            {c: f'o."{c}"' for c in OPTION_COLUMNS}
+            | {"extracted_at": "%(extracted_at)s::timestamptz"}
+            | {c: f"o.{c}" for c in ("_dlt_parent_id", "_dlt_list_idx", "_dlt_id")},
+            "from {o} o join {s} s on s.id = o.vehicle_id and "
+            "s._dlt_load_id = any(%(loads)s) order by o.vehicle_id, o._dlt_list_idx",
+            o=LANDING_OPTIONS,
+            s=LANDING_SUMMARIES,
+        ),
+    }
+    needs = {
+        CLUSTERS_TABLE: (CLUSTERS_TABLE,),
+        VEHICLES_TABLE: (LANDING_SUMMARIES,),
+        OPTIONS_TABLE: (LANDING_SUMMARIES, LANDING_OPTIONS),
+    }
+    return {
+        table: select
+        for table, select in selects.items()
+        if all(_exists(cursor, LANDING_DATASET, name) for name in needs[table])
+    }
 
 
 def _loosen(cursor: Cursor, table: str) -> None:
@@ -153,7 +148,7 @@ def _loosen(cursor: Cursor, table: str) -> None:
         if column not in _KEYS and not column.startswith("_dlt"):
             cursor.execute(
                 sql.SQL("alter table {} alter column {} drop not null").format(
-                    _raw(table), sql.Identifier(column)
+                    _table(DATASET_NAME, table), sql.Identifier(column)
                 )
             )
 
@@ -161,56 +156,41 @@ def _loosen(cursor: Cursor, table: str) -> None:
 def publish(
     connection: PostgresAddress, extracted_at: datetime, loads: list[str]
 ) -> dict[str, int]:
-    """Replace every raw table from this run's landed rows in one transaction; rows
-    per table. `loads` are the run's dlt load ids.
-
-    Raises NoOptionsError (after rolling back) when cars came without any option.
-    """
-    counts: dict[str, int] = {}
+    """Replace every raw table from this run's landed rows (`loads`: its dlt load
+    ids) in one transaction; rows per table. NoOptionsError (rolled back) when cars
+    came without any option."""
+    counts = dict.fromkeys((CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE), 0)
+    values = {"loads": loads, "extracted_at": extracted_at}
     with connect(connection) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("create schema if not exists {}").format(
-                sql.Identifier(DATASET_NAME)
-            )
-        )
-        if not _exists(cursor, LANDING_DATASET, LANDING_SUMMARIES):
-            # No car was ever landed (an empty showroom, allowed, on a first load).
-            for table in (CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE):
-                if _exists(cursor, DATASET_NAME, table):
-                    cursor.execute(sql.SQL("delete from {}").format(_raw(table)))
-            return dict.fromkeys((CLUSTERS_TABLE, VEHICLES_TABLE, OPTIONS_TABLE), 0)
-        with_options = _exists(cursor, LANDING_DATASET, LANDING_OPTIONS)
-        selects = _selects(extracted_at, loads, with_options)
-        this_load = sql.SQL("_dlt_load_id = any({})").format(sql.Literal(loads))
-        for table, select in selects.items():
-            cursor.execute(
-                sql.SQL("create table if not exists {} as {} with no data").format(
-                    _raw(table), select
-                )
-            )
-            _loosen(cursor, table)
-            cursor.execute(sql.SQL("delete from {}").format(_raw(table)))
-            cursor.execute(sql.SQL("insert into {} {}").format(_raw(table), select))
-            counts[table] = cursor.rowcount
+        schema = sql.Identifier(DATASET_NAME)
+        cursor.execute(sql.SQL("create schema if not exists {}").format(schema))
+        selects = _selects(cursor, extracted_at)
+        for table in counts:
+            raw, select = _table(DATASET_NAME, table), selects.get(table)
+            if select is not None:
+                create = sql.SQL("create table if not exists {} as {} with no data")
+                cursor.execute(create.format(raw, select), values)
+                _loosen(cursor, table)
+            if _exists(cursor, DATASET_NAME, table):
+                cursor.execute(sql.SQL("delete from {}").format(raw))
+            if select is not None:
+                cursor.execute(sql.SQL("insert into {} {}").format(raw, select), values)
+                counts[table] = cursor.rowcount
         if counts[VEHICLES_TABLE] and not counts[OPTIONS_TABLE]:
             raise NoOptionsError(
                 f"Athlon API answered no options for any of the "
                 f"{counts[VEHICLES_TABLE]} vehicles"
             )
         # Keep details only of cars in the showroom now.
-        prune = (
-            "delete from {} x where not exists "
-            "(select from {} s where s.id = x.{} and s.{})"
-        )
-        for table in (LANDING_OPTIONS, LANDING_DETAILS):
+        for table, key in ((LANDING_OPTIONS, "vehicle_id"), (LANDING_DETAILS, "id")):
             if _exists(cursor, LANDING_DATASET, table):
-                key = "vehicle_id" if table == LANDING_OPTIONS else "id"
+                prune = sql.SQL(
+                    "delete from {} x where not exists (select from {} s "
+                    "where s.id = x.{} and s._dlt_load_id = any(%(loads)s))"
+                )
+                landing = _table(LANDING_DATASET, LANDING_SUMMARIES)
+                target = _table(LANDING_DATASET, table)
                 cursor.execute(
-                    sql.SQL(prune).format(
-                        _landing(table),
-                        _landing(LANDING_SUMMARIES),
-                        sql.Identifier(key),
-                        this_load,
-                    )
+                    prune.format(target, landing, sql.Identifier(key)), values
                 )
     return counts

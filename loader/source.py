@@ -3,18 +3,9 @@
     vehicle_clusters ──► vehicles (per cluster, parallel) ──► vehicle_details (per car,
     GET VehicleCluster    GET VehicleVariation                  parallel) GET Vehicle
 
-- `vehicle_clusters` (replace): one row per make + model;
-- `vehicles` (replace): the run's list of cars, one summary row each. Complete: a
-  cluster's list must account for its `vehicleCount`; a shorter one is asked for again
-  (the API has answered [] for whole makes while still counting their cars), then the
-  load fails naming the cluster and both counts. Ids are lower-cased; a car listed
-  twice (in another case, or in two clusters) is kept once, with a warning;
-- `vehicle_details` (merge on `id`): details, pricing and the `options` child, fetched
-  only for new or changed cars or when older than `athlon_details_refresh_hours`;
-  the others keep the row of the run that fetched them. That merge is the reuse.
-The transformers run in dlt's thread pool; the shared `RequestLimiter` keeps the
-requests in flight within the setting. `loader.publish` then builds `raw` from the
-landing tables in one transaction. Column hints come from `loader.shapes`.
+The transformers run in dlt's thread pool, within the run's `RequestLimiter`; the
+details' merge on `id` is the reuse (only new, changed or old details are fetched).
+Column hints come from the models in `loader.shapes`.
 """
 
 from __future__ import annotations
@@ -61,9 +52,8 @@ from loader.shapes import (
 
 log = logging.getLogger(__name__)
 
-# New API fields never reach dlt (shapes maps known keys only); these modes make any
-# column or type that is not declared a hard error in extract/normalize instead of a
-# silent new column or a `__v_text` variant column. Both steps run before the load.
+# Only declared fields reach dlt; an undeclared column or type is a loader bug, so
+# extract/normalize (before the load) fail instead of adding a column or a variant.
 SCHEMA_CONTRACT: dict[str, Any] = {
     "tables": "evolve",
     "columns": "freeze",
@@ -110,7 +100,8 @@ class Showroom:
         )
 
     def first_listing(self, car: Row, cluster: str) -> bool:
-        """Count the car, unless another listing of it came first (then warn)."""
+        """Count the car unless a listing of it came first (ids compared in lower
+        case, across clusters too); then warn."""
         with self._lock:
             other = self._seen.get(car["id"])
             if other is None:
@@ -125,6 +116,10 @@ class Showroom:
             cluster,
         )
         return False
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
 
     def anonymous_client(self) -> ApiClient:
         with self._lock:
@@ -153,15 +148,6 @@ def _warn(what: str, problems: list[str]) -> None:
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
         log.warning("%s: %s%s; loaded as null", what, "; ".join(problems[:5]), more)
-
-
-def _listing(
-    item: Any, cluster: Row, showroom: Showroom
-) -> tuple[Any, Row | None, list[str]]:
-    """One element of a cluster's list: itself, its car (None: no usable id), the
-    problems of its fields."""
-    problems: list[str] = []
-    return item, summary_row(item, cluster, showroom.unknown_fields, problems), problems
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=1, schema_contract=SCHEMA_CONTRACT)
@@ -193,9 +179,8 @@ def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
             raise ShapeError(f"{where}: cluster {key[0]} {key[1]} appears twice")
         seen.add(key)
         _warn(f"Cluster {key[0]} {key[1]}", problems)
-        row["_dlt_id"] = row_key(*key)
         showroom.clusters += 1
-        yield row
+        yield row | {"_dlt_id": row_key(*key)}
     if not seen:  # an empty table still gets a (truncating) job
         yield dlt.mark.materialize_table_schema()
 
@@ -208,7 +193,9 @@ def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
     parallelized=True,
 )
 def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
-    """The cars of one cluster (`GET VehicleVariation`), at least `vehicleCount`."""
+    """The cars of one cluster (`GET VehicleVariation`), at least `vehicleCount`: a
+    shorter list is asked for again (the API has answered [] for whole makes while
+    still counting their cars), then the load fails naming both counts."""
     if not cluster:  # the empty clusters table's marker, not a cluster
         return
     params = {
@@ -224,7 +211,11 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
         items = expect_list(
             showroom.member.get(VARIATIONS_ENDPOINT, params, subject=name), where
         )
-        listed = [_listing(item, cluster, showroom) for item in items]
+        listed = []
+        for item in items:
+            problems: list[str] = []
+            car = summary_row(item, cluster, showroom.unknown_fields, problems)
+            listed.append((item, car, problems))
         # A car listed twice counts once; an entry without a usable id still counts
         # (a car is there, it just cannot be told apart).
         ids = {car["id"] for _, car, _ in listed if car is not None}
@@ -243,10 +234,11 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
             log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
         elif showroom.first_listing(car, name):
             _warn(f"Vehicle {car['id']} ({where})", problems)
-            car["summary_hash"] = summary_hash(item, showroom.identity.context)
-            car["extracted_at"] = showroom.extracted_at
-            car["_dlt_id"] = row_key(car["id"])
-            yield car
+            yield car | {
+                "summary_hash": summary_hash(item, showroom.identity.context),
+                "extracted_at": showroom.extracted_at,
+                "_dlt_id": row_key(car["id"]),
+            }
 
 
 @dlt.transformer(
@@ -258,17 +250,15 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
     parallelized=True,
 )
 def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
-    """`GET Vehicle` of a new or changed car, merged on `id` (None: details reused).
+    """`GET Vehicle` of a new, changed or old car, merged on `id` (None: reused).
 
-    A member's 404 (not leasable for them) is asked again anonymously. Odd content
-    is null, with one warning naming the car, and is not kept for reuse: the next
-    run asks again. The `options` list becomes the child `vehicle_details__options`;
-    its key (`vehicle_id`, `id`) is kept by `shapes`, not declared, since dlt treats
-    a nested table with a primary key as a root table.
+    A member's 404 (not leasable for them) is asked again anonymously. Details with
+    a problem are not kept for reuse: the next run asks again. `options` becomes the
+    child `vehicle_details__options`; its key (`vehicle_id`, `id`) is kept by
+    `shapes`, not declared, since dlt takes a nested table with one for a root.
     """
     if showroom.reusable(car):
-        with showroom._lock:
-            showroom.reused += 1
+        showroom.count("reused")
         return None
     vehicle_id = car["id"]
     params = {"Segment": SEGMENT, "VehicleId": vehicle_id}
@@ -285,9 +275,10 @@ def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
     problems: list[str] = []
     row = detail_row(payload, vehicle_id, showroom.unknown_fields, problems)
     _warn(f"Vehicle {vehicle_id} (GET {DETAILS_ENDPOINT})", problems)
-    row["summary_hash"] = car["summary_hash"]
-    row["details_fetched_at"] = None if problems else showroom.extracted_at
-    row["_dlt_id"] = car["_dlt_id"]
-    with showroom._lock:
-        showroom.fetched += 1
-    return row
+    showroom.count("fetched")
+    fetched_at = None if problems else showroom.extracted_at
+    return row | {
+        "summary_hash": car["summary_hash"],
+        "details_fetched_at": fetched_at,
+        "_dlt_id": car["_dlt_id"],
+    }
