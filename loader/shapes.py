@@ -66,6 +66,12 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic's lax mode would read true as 1
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
 def _iso(value: Any) -> datetime:
     """ISO 8601, as the API writes dates; no offset is taken as UTC."""
     try:
@@ -85,11 +91,11 @@ VehicleId = Annotated[
     AfterValidator(_no_nul),
 ]
 _VEHICLE_ID = TypeAdapter(VehicleId)
-Whole = Annotated[int, Field(ge=INTEGER_MIN, le=INTEGER_MAX)]
-Euro = Annotated[float, Field(ge=0, le=EURO_MAX)]
-Km = Annotated[float, Field(ge=0, le=KM_MAX)]
-WholeKm = Annotated[int, Field(ge=0, le=KM_MAX)]
-Quantity = Annotated[float, Field(ge=0, le=QUANTITY_MAX)]
+Whole = Annotated[int, BeforeValidator(_no_bool), Field(ge=INTEGER_MIN, le=INTEGER_MAX)]
+Euro = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=EURO_MAX)]
+Km = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=KM_MAX)]
+WholeKm = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=KM_MAX)]
+Quantity = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=QUANTITY_MAX)]
 Timestamp = Annotated[datetime, BeforeValidator(_iso)]
 
 
@@ -391,6 +397,13 @@ def detail_row(
     elif vehicle_id_of(payload.get("id")) != vehicle_id:
         problems.append(f"the answer is about vehicle {_describe(payload.get('id'))}")
         payload = {}
+    options = payload.get("options")
+    if isinstance(options, list):  # one odd element costs the car only that option
+        objects = [option for option in options if isinstance(option, Mapping)]
+        if len(objects) < len(options):
+            skipped = len(options) - len(objects)
+            problems.append(f"Vehicle.options: {skipped} not an object, skipped")
+        payload = {**payload, "options": objects}
     car = _read(Vehicle, payload, problems, unknown)
     row = _row(car, Summary) | _row(car.details, Details, "details__")
     row |= _row(car.pricing, Pricing, "pricing__")

@@ -15,9 +15,23 @@ from typing import Any
 import pytest
 from athlon_flex_client.models.tax_rate import TaxRate as ClientTaxRate
 from athlon_flex_client.models.tax_rate import TaxRates as ClientTaxRates
+from athlon_flex_client.models.vehicle import Vehicle as ClientVehicle
+from athlon_flex_client.models.vehicle_cluster import VehicleCluster as ClientCluster
+from pydantic import BaseModel
 
 from loader.account import TaxRate, rate_of_income
-from loader.shapes import ShapeError, cluster_row, detail_row, summary_row
+from loader.shapes import (
+    Cluster,
+    Details,
+    Option,
+    Pricing,
+    ShapeError,
+    Summary,
+    Vehicle,
+    cluster_row,
+    detail_row,
+    summary_row,
+)
 from simulation.fake_api import TAX_RATES
 
 # The repository's copy of shared/athlon-api-samples (real API responses).
@@ -143,6 +157,22 @@ def test_real_vehicle_sample_maps_to_details_pricing_and_options() -> None:
             "less than or equal to 1000000",
         ),
         (
+            ("pricing", "pricePerKm"),
+            float("nan"),
+            "pricing__price_per_km",
+            None,
+            "Vehicle.pricing.pricePerKm is NaN: Input should be greater than or "
+            "equal to 0",
+        ),
+        (
+            ("details", "registeredMileage"),
+            True,
+            "details__registered_mileage",
+            None,
+            "Vehicle.details.registeredMileage is true: Value error, expected a "
+            "number, not true/false",
+        ),
+        (
             ("modelYear",),
             2022.5,
             "model_year",
@@ -220,6 +250,22 @@ def test_missing_or_malformed_part_is_null_and_named(part: str, value: Any) -> N
             k: None for k in row if k.startswith(f"{part}__")
         }
     assert row["make"] == "BMW"
+
+
+def test_an_odd_option_costs_the_car_only_that_option() -> None:
+    payload = copy.deepcopy(_sample("vehicle.json"))
+    payload["options"][3] = "oops"
+    payload["options"][4]["id"] = None
+    problems: list[str] = []
+
+    row = detail_row(payload, VEHICLE_ID, set(), problems)
+
+    assert len(row["options"]) == 17
+    assert problems == [
+        "Vehicle.options: 1 not an object, skipped",
+        "Vehicle.options.id is missing",
+        "Vehicle.options[3].id null skipped",
+    ]
 
 
 def test_answer_about_another_vehicle_lands_no_details() -> None:
@@ -307,3 +353,29 @@ def test_tax_bracket_is_chosen_exactly_as_the_public_client_does(
         ), income
     # A gap between brackets matches none, as in the client.
     assert rate_of_income(ours, 28_406.5, apply_loonheffingskorting=True) is None
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (Cluster, ClientCluster),
+        (Summary, ClientVehicle),
+        (Details, ClientVehicle.Details),
+        (Pricing, ClientVehicle.Pricing),
+        (Option, ClientVehicle.Option),
+    ],
+)
+def test_optional_fields_mirror_the_public_client(
+    ours: type[BaseModel], theirs: type[BaseModel]
+) -> None:
+    # The client's summary and details are one model; details, pricing and options
+    # are ours alone (required of GET Vehicle, see loader.shapes.Vehicle).
+    def required(model: type[BaseModel]) -> dict[str, bool]:
+        return {
+            name: field.is_required()
+            for name, field in model.model_fields.items()
+            if name not in ("vehicles", "details", "pricing", "options")
+        }
+
+    assert required(ours) == required(theirs)
+    assert set(Vehicle.model_fields) == set(ClientVehicle.model_fields)
