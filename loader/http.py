@@ -166,7 +166,6 @@ class ApiClient:
         ) + tenacity.wait_random_exponential(**half)
 
     def set_cookie(self, name: str, value: str) -> None:
-        """Send this cookie with every later request of this client."""
         self._client.cookies.set(name, value)
 
     def get(
@@ -180,7 +179,6 @@ class ApiClient:
         self._send("POST", endpoint, json=body)
 
     def close(self) -> None:
-        """Close the connections."""
         self._client.close()
 
     def _send(
