@@ -86,6 +86,9 @@ class LatencyReport:
                 f"{self.percentile(0.95):.1f} | {max(self.latencies):.1f} | "
                 f"{per_hour(self.churn_requests, self.churn_seconds):.0f} | "
                 f"{per_hour(self.quiet_requests, self.quiet_seconds):.0f} |",
+                "",
+                f"{self.emails} emails; arrivals named in exactly one: "
+                f"{self.times_named.count(1)} of {len(self.times_named)}",
                 *(["", *self.notes] if self.notes else []),
             ]
         )
