@@ -3,8 +3,9 @@
 The simulated API (in this process) and a local SMTP server (aiosmtpd, in this
 process) stand for the showroom and the inbox; `athlon-flex watch` runs as its own
 process, exactly as a user starts it, with settings pointing at both and at its own
-database. After its first cycle (every car is news once) the bench adds single cars
-at random moments; each one's latency is the time from `add_vehicle` to the arrival
+database (`--under airflow`: Airflow's services instead, simulation/airflow_latency.py).
+After its first cycle (every car is news once) the bench adds single cars at random
+moments; each one's latency is the time from `add_vehicle` to the arrival
 at the SMTP server of an email naming its licence plate. The simulated server counts
 every request, so requests per hour are the server's figures: during the arrivals
 (with churn) and over a quiet stretch afterwards (without).
@@ -25,7 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,10 @@ class LatencyReport:
     quiet_requests: int = 0
     quiet_seconds: float = 0.0
     emails: int = 0
+    # What ran the cycles, as the table's first line names it.
+    runner: str = "`athlon-flex watch`"
+    # Lines the runner adds under the table (Airflow: runs and task durations).
+    notes: list[str] = field(default_factory=list)
 
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
@@ -67,7 +73,7 @@ class LatencyReport:
 
         return "\n".join(
             [
-                f"`athlon-flex watch`, {self.clusters} clusters x "
+                f"{self.runner}, {self.clusters} clusters x "
                 f"{self.vehicles_per_cluster} vehicles, {self.latency_ms} ms latency, "
                 f"watch every {self.interval_seconds:g} s, min gap "
                 f"{self.min_gap_seconds:g} s, full cycle every "
@@ -80,6 +86,10 @@ class LatencyReport:
                 f"{self.percentile(0.95):.1f} | {max(self.latencies):.1f} | "
                 f"{per_hour(self.churn_requests, self.churn_seconds):.0f} | "
                 f"{per_hour(self.quiet_requests, self.quiet_seconds):.0f} |",
+                "",
+                f"{self.emails} emails; arrivals named in exactly one: "
+                f"{self.times_named.count(1)} of {len(self.times_named)}",
+                *(["", *self.notes] if self.notes else []),
             ]
         )
 
@@ -127,7 +137,9 @@ def _env(settings: Settings, overrides: dict[str, str]) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("ATHLON_", "POSTGRES_", "EMAIL_", "SMTP_", "NOTIFY_"))
+        if not name.startswith(
+            ("ATHLON_", "POSTGRES_", "EMAIL_", "SMTP_", "NOTIFY_", "AIRFLOW")
+        )
     }
     connection = ensure_postgres(settings)
     env.update(
@@ -154,6 +166,34 @@ def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
+# What starts the cycles: given the environment and a folder for its files, a context
+# manager that runs it for the measurement and stops it afterwards.
+Runner = Callable[[dict[str, str], Path, LatencyReport], AbstractContextManager[None]]
+
+
+@contextmanager
+def watch_process(
+    env: dict[str, str], work_dir: Path, report: LatencyReport
+) -> Iterator[None]:
+    """`athlon-flex watch` as its own process; Ctrl-C (SIGINT) at the end."""
+    log_path = work_dir / "latency-watch.log"
+    with log_path.open("w") as log_file:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "watcher.cli", "watch"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield
+        finally:
+            watch.send_signal(signal.SIGINT)  # stops between stages
+            try:
+                watch.wait(300)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+
+
 def run_latency_bench(
     settings: Settings,
     *,
@@ -165,8 +205,9 @@ def run_latency_bench(
     quiet_seconds: float = 600.0,
     seed: int = 1,
     echo: Callable[[str], None] = print,
+    runner: Runner = watch_process,
 ) -> LatencyReport:
-    """Start the API, an inbox and `athlon-flex watch`; inject arrivals; measure."""
+    """Start the API, an inbox and the runner (`watch`); inject arrivals; measure."""
     from aiosmtpd.controller import Controller
 
     from simulation.fake_api import Catalog, FakeShowroom
@@ -188,13 +229,13 @@ def run_latency_bench(
         min_gap_seconds=settings.athlon_watch_min_gap_seconds,
         cycle_seconds=settings.athlon_watch_cycle_seconds,
     )
-    log_path = Path(settings.athlon_data_dir) / "latency-watch.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(settings.athlon_data_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
     try:
         api_server = FakeShowroom(
             catalog, host="127.0.0.1", port=0, latency_ms=latency_ms
         )
-        with api_server as api, log_path.open("w") as log_file:
+        with api_server as api:
             env = _env(
                 bench_settings,
                 {
@@ -209,25 +250,13 @@ def run_latency_bench(
                     "ATHLON_WATCH_CYCLE_SECONDS": str(report.cycle_seconds),
                 },
             )
-            watch = subprocess.Popen(
-                [sys.executable, "-m", "watcher.cli", "watch"],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-            try:
+            with runner(env, work_dir, report):
                 _measure(api, catalog, inbox, report, rng, arrivals, spacing_seconds,
                          quiet_seconds, echo)  # fmt: skip
-            finally:
-                watch.send_signal(signal.SIGINT)  # stops between stages
-                try:
-                    watch.wait(300)
-                except subprocess.TimeoutExpired:
-                    watch.kill()
     finally:
         smtp.stop()
     report.emails = len(inbox.received)
-    echo(f"watch log: {log_path}")
+    echo(f"logs: {work_dir}")
     return report
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import typer
 
@@ -472,15 +472,29 @@ def bench(
         tuple[float, float],
         typer.Option(help="With --arrivals: seconds between two, uniform in [a, b]."),
     ] = (20.0, 100.0),
+    under: Annotated[
+        Literal["watch", "airflow"],
+        typer.Option(
+            help="With --arrivals: what runs the cycles, `athlon-flex watch` or "
+            "Airflow's services (LocalExecutor, natively; needs the airflow extra).",
+        ),
+    ] = "watch",
     report: Annotated[
         Path | None, typer.Option(help="Append the figures as Markdown here.")
     ] = None,
 ) -> None:
     """Measure full cycles against the simulated API (own database, dropped first)."""
+    if under != "watch" and not arrivals:
+        typer.echo("error: --under needs --arrivals N (the latency bench)", err=True)
+        raise typer.Exit(code=2)
     settings = _settings()
     if arrivals:
-        from simulation.latency import run_latency_bench
+        from simulation.latency import run_latency_bench, watch_process
 
+        if under == "airflow":
+            from simulation.airflow_latency import airflow_services as runner
+        else:
+            runner = watch_process
         latency = run_latency_bench(
             settings,
             clusters=clusters,
@@ -490,6 +504,7 @@ def bench(
             spacing_seconds=spacing_seconds,
             quiet_seconds=quiet_seconds,
             echo=typer.echo,
+            runner=runner,
         )
         typer.echo(latency.table())
         if report:

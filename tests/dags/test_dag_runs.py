@@ -39,7 +39,6 @@ READER = "reader@example.org"
 OPERATOR = "ops@example.org"
 ALL_TASKS = (
     "load",
-    "source_freshness",
     "dbt_build",
     "notify",
     "daily_digest_due",
@@ -166,7 +165,6 @@ def test_runs_load_build_and_email_once_and_trigger_params_reach_the_stages(
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert dag_runner.states(first_run) == {
         "load": "success",
-        "source_freshness": "success",
         "dbt_build": "success",
         "notify": "success",
         "daily_digest_due": "success",
@@ -289,7 +287,6 @@ def test_failing_data_test_stops_the_run_before_notify(
     assert result.returncode != 0
     assert dag_runner.states(run_id) == {
         "load": "success",
-        "source_freshness": "success",
         "dbt_build": "failed",
         "notify": "upstream_failed",
         "daily_digest_due": "upstream_failed",

@@ -67,6 +67,9 @@ for dag_id, dag in bag.dags.items():
                 "has_on_failure_callback": bool(t.on_failure_callback),
                 "has_retry_policy": t.retry_policy is not None,
                 "operator": type(t).__name__,
+                # Airflow's default rule: a task's own weight plus its downstream's.
+                "priority": t.priority_weight
+                + sum(d.priority_weight for d in t.get_flat_relatives(upstream=False)),
             }
             for t in dag.tasks
         },
@@ -161,19 +164,20 @@ def test_parsing_imports_no_stage_libraries(parsed: dict[str, Any]) -> None:
     assert parsed["heavy_modules"] == []
 
 
-def test_tasks_run_load_then_freshness_then_build_then_both_notifies(
+def test_tasks_run_load_then_freshness_and_build_then_both_notifies(
     parsed: dict[str, Any],
 ) -> None:
     tasks = parsed["dags"]["athlon_flex"]["tasks"]
     assert {task_id: task["upstream"] for task_id, task in tasks.items()} == {
         "load": [],
-        "source_freshness": ["load"],
-        "dbt_build": ["source_freshness"],
+        "dbt_build": ["load"],
         "notify": ["dbt_build"],
         "daily_digest_due": ["dbt_build"],
         "notify_daily_digest": ["daily_digest_due"],
     }
     assert tasks["daily_digest_due"]["operator"] == "_ShortCircuitDecoratedOperator"
+    # One task at a time: of the two ready after the build, the instant emails first.
+    assert tasks["notify"]["priority"] > tasks["daily_digest_due"]["priority"]
 
 
 def test_runs_every_ten_minutes_one_at_a_time_without_catchup(
@@ -211,7 +215,6 @@ def test_every_task_retries_with_backoff_and_a_timeout(parsed: dict[str, Any]) -
     tasks = parsed["dags"]["athlon_flex"]["tasks"]
     assert {t: task["retries"] for t, task in tasks.items()} == {
         "load": 2,
-        "source_freshness": 2,
         "dbt_build": 2,
         "notify": 2,
         "daily_digest_due": 2,

@@ -276,7 +276,6 @@ def test_stack_setup_and_one_cycle_run_as_their_own_roles_over_tcp(
         # Every task succeeded at its first try: nothing raced the API server.
         assert {t["task_id"]: (t["state"], t["try_number"]) for t in tries} == {
             "load": ("success", 1),
-            "source_freshness": ("success", 1),
             "dbt_build": ("success", 1),
             "notify": ("success", 1),
             "daily_digest_due": ("success", 1),
