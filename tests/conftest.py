@@ -1,7 +1,60 @@
-"""Fixtures that start the real things once: PostgreSQL, the simulated API, SMTP."""
+"""Fixtures that start the real things once: PostgreSQL, the simulated API, SMTP.
+
+Also the order in which pytest-xdist hands out test files (`--dist loadfile` with
+`--no-loadscope-reorder`, pyproject.toml): the longest files first, so that the two
+workers never end with one of them alone on a long file while the other is idle.
+xdist's own order (files with the most tests first) sent the single-test files that
+take longest (the native stack, the memory measurement, the benchmarks) last.
+"""
+
+from __future__ import annotations
+
+import pytest
 
 pytest_plugins = [
     "tests.support.postgres",
     "tests.support.fake_api",
     "tests.support.smtp",
 ]
+
+# Longest first, by the summed durations of their tests (docs/benchmarks.md, "The
+# test suite"); every file not named here follows, in pytest's own order. Only the
+# order matters: a file that grows or shrinks keeps its place until it is measured
+# again, and costs at most a less even end of the run.
+LONGEST_FIRST = (
+    "tests/dags/test_dag_runs.py",
+    "tests/infrastructure/test_native_stack.py",
+    "tests/pipeline/test_bench.py",
+    "tests/pipeline/test_installed_tool.py",
+    "tests/faults/test_exactly_once.py",
+    "tests/faults/test_odd_showroom.py",
+    "tests/faults/test_postgres_restart.py",
+    "tests/original/test_migrate.py",
+    "tests/loader/test_memory.py",
+    "tests/faults/test_notify_killed.py",
+    "tests/pipeline/test_scenario.py",
+    "tests/dbt/test_build_scope.py",
+    "tests/dbt/test_availability_scenario.py",
+    "tests/pipeline/test_cli_watch.py",
+    "tests/dags/test_trigger.py",
+    "tests/faults/test_api_faults.py",
+    "tests/faults/test_process_faults.py",
+    "tests/pipeline/test_latency_bench.py",
+    "tests/pipeline/test_cli_run.py",
+    "tests/dbt/test_history.py",
+    "tests/pipeline/test_demo.py",
+    "tests/faults/test_dbt_test_failure.py",
+    "tests/faults/test_smtp_faults.py",
+    "tests/watcher/test_watch.py",
+    "tests/notifier/test_bookkeeping.py",
+    "tests/dags/test_alerts.py",
+    "tests/dbt/test_freshness_and_docs.py",
+    "tests/notifier/test_subscriptions.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the files of LONGEST_FIRST first; a file's own tests keep their order."""
+    rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
+    # sort is stable: within a file, and among the files not ranked, nothing moves.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
