@@ -19,6 +19,13 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from notifier.phrases import (
+    alert_kind,
+    back_phrase,
+    lease_speed_phrase,
+    price_drop_phrase,
+)
+
 TEMPLATES = Path(__file__).parent / "templates"
 IMAGE_WIDTH_PLACEHOLDER = "[#width#]"
 MISSING = "-"
@@ -37,6 +44,8 @@ class VehicleLine:
     net_cost: str
     available_since: str
     url: str | None
+    # Back again, cheaper, how fast such cars go (notifier.phrases); "" for none.
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,25 @@ def subject_for(count: int) -> str:
     return f"Athlon Flex: {count} new {noun}"
 
 
+def _note(row: Mapping[str, Any], timezone: str) -> str:
+    """What a car's line says besides its figures, in the shared phrases."""
+    parts = []
+    kind = alert_kind(row)
+    if kind == "back":
+        parts.append(back_phrase(local_time(row.get("left_at"), timezone)))
+    elif kind == "price_drop":
+        parts.append(
+            price_drop_phrase(
+                euro(row.get("price_per_month_in_euro")),
+                euro(row.get("previous_price_per_month_in_euro")),
+            )
+        )
+    speed = lease_speed_phrase(row.get("lease_speed_median_hours"))
+    if speed:
+        parts.append(speed)
+    return "; ".join(parts)
+
+
 def group_clusters(
     rows: Iterable[Mapping[str, Any]], *, image_width: int, timezone: str
 ) -> list[Cluster]:
@@ -179,6 +207,7 @@ def group_clusters(
                 net_cost=euro(r.get("net_cost_per_month_in_euro")),
                 available_since=local_time(r.get("available_since"), timezone),
                 url=safe_url(r.get("showroom_uri")),
+                note=_note(r, timezone),
             )
             for r in members
         )

@@ -29,7 +29,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,7 @@ from notifier.mailer import (
     message_id_for,
     transport_from_settings,
 )
+from notifier.phrases import BADGES, alert_kind
 from notifier.render import euro, local_time, render_email, vehicle_label
 from notifier.schedule import last_digest_slot
 from notifier.subscriptions import (
@@ -90,6 +91,8 @@ class _Run:
     extra_filters: tuple[FilterSet, ...]
     # recipient → (first registered, baseline decided at or None)
     starts: Mapping[str, tuple[datetime, datetime | None]]
+    # (make, model) → median hours its cars stay (marts.vehicle_lease_speed)
+    lease_speeds: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -189,6 +192,7 @@ def notify(
                 auto_baseline=auto_baseline,
                 extra_filters=extra,
                 starts=store.recipient_starts(conn, names),
+                lease_speeds=store.lease_speeds(conn),
             )
             transport = transport_from_settings(settings)
             with Mailer(transport) if transport else nullcontext() as mailer:
@@ -204,6 +208,9 @@ def notify(
                 rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
                 for row in pending:
                     rows_by_recipient.setdefault(row["recipient"], []).append(row)
+                drops_by_recipient: dict[str, list[dict[str, Any]]] = {}
+                for drop in store.pending_price_drops(conn, names) if names else []:
+                    drops_by_recipient.setdefault(drop["recipient"], []).append(drop)
                 for target in ours:
                     if target.recipient in blocked:
                         results.append(
@@ -215,7 +222,10 @@ def notify(
                         )
                         continue
                     rows = rows_by_recipient.get(target.recipient, [])
-                    results.append(_serve_safely(conn, target, rows, run, mailer))
+                    drops = drops_by_recipient.get(target.recipient, [])
+                    results.append(
+                        _serve_safely(conn, target, rows, run, mailer, drops)
+                    )
     except (DatabaseError, psycopg2.Error) as error:
         done = f" Already done: {summary()}." if results else ""
         raise NotifyError(
@@ -324,10 +334,11 @@ def _serve_safely(
     rows: Sequence[dict[str, Any]],
     run: _Run,
     mailer: Mailer | None,
+    drops: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
     """_serve, with any failure but the database's kept to this recipient."""
     try:
-        return _serve(conn, target, rows, run, mailer)
+        return _serve(conn, target, rows, run, mailer, drops)
     except (DatabaseError, psycopg2.Error, NotifyError):
         raise
     except Exception as error:  # one recipient's bad row or bug must not stop the rest
@@ -348,12 +359,19 @@ def _serve(
     rows: Sequence[dict[str, Any]],
     run: _Run,
     mailer: Mailer | None,
+    drops: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
-    """One recipient's turn: baseline, or filter → log → send → record."""
+    """One recipient's turn: baseline, or filter → log → send → record.
+
+    `rows` are their windows not yet told (vehicles_to_notify), `drops` their price
+    drops not yet told (store.pending_price_drops); see _price_drops for which
+    drops are a line of their own.
+    """
     recipient = target.recipient
     settings = run.settings
     if run.force_baseline:
-        recorded = store.decide_baseline(conn, recipient, rows)
+        # Everything open is old news, its drops included.
+        recorded = store.decide_baseline(conn, recipient, rows, drops)
         log.info(
             "Baseline for %s: recorded %d open window(s) as notified without sending",
             recipient,
@@ -370,7 +388,13 @@ def _serve(
         old_news = [
             r for r in rows if run.auto_baseline and r["available_since"] < registered
         ]
-        baselined = store.decide_baseline(conn, recipient, old_news)
+        old_drops = [
+            d for d in drops if run.auto_baseline and d["changed_at"] < registered
+        ]
+        baselined = store.decide_baseline(conn, recipient, old_news, old_drops)
+        drops = [
+            d for d in drops if not run.auto_baseline or d["changed_at"] >= registered
+        ]
         if baselined:
             log.info(
                 "Baseline for %s: %d window(s) opened before they subscribed, "
@@ -385,48 +409,63 @@ def _serve(
         ]
 
     timezone = settings.notify_timezone
+    # Windows still untold (after the baseline): a drop of one of those cars is
+    # no line of its own, the car is announced as new at its new price.
+    untold = {(row["vehicle_id"], row["available_since"]) for row in rows}
     if target.subscription is not None:
         digest_time, timezone = target.subscription.digest_time(settings)
         if target.cadence == "daily":
             slot = last_digest_slot(digest_time, timezone, run.now)
             rows = [row for row in rows if row["available_since"] < slot]
+            drops = [drop for drop in drops if drop["changed_at"] < slot]
 
     chosen = [
         row
         for row in rows
         if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
     ]
-    if not chosen:
+    folded, cheaper = _price_drops(target, drops, untold, chosen, run)
+    if not chosen and not cheaper:
         return RecipientSummary(
             recipient, target.channel, recorded=baselined, baselined=baselined
         )
-    for row in chosen:
-        log.info("New for %s: %s", recipient, _describe_vehicle(row, timezone))
+    lines = _with_lease_speed([*chosen, *cheaper], run.lease_speeds)
+    told_drops = [*folded, *cheaper]
+    for row in lines:
+        log.info(
+            "%s for %s: %s",
+            BADGES[alert_kind(row)].capitalize(),
+            recipient,
+            _describe_vehicle(row, timezone),
+        )
 
     if target.channel == "console":
-        recorded = store.record(conn, recipient, chosen)
+        recorded = store.record(conn, recipient, chosen, told_drops)
         return RecipientSummary(
             recipient,
             target.channel,
-            vehicles=len(chosen),
+            vehicles=len(lines),
             recorded=recorded + baselined,
             baselined=baselined,
         )
 
     assert mailer is not None  # email_configured implies a transport
     email = render_email(
-        chosen, image_width=settings.notify_image_width, timezone=timezone
+        lines, image_width=settings.notify_image_width, timezone=timezone
     )
     sender = mailer.transport.sender
     message_id = message_id_for(
         recipient,
-        [(row["vehicle_id"], row["available_since"]) for row in chosen],
+        [(row["vehicle_id"], row["available_since"]) for row in chosen]
+        # A price version is part of what the email carries: a later drop of the
+        # same car is another email, with another Message-ID.
+        + [(f"price-drop:{d['vehicle_id']}", d["changed_at"]) for d in told_drops],
         sender=sender,
     )
     wire = as_wire_bytes(
         compose(email, sender=sender, recipient=recipient, message_id=message_id)
     )
-    claimed = store.write_intent(conn, recipient, message_id, wire, chosen)
+    claimed = store.write_intent(conn, recipient, message_id, wire, chosen, told_drops)
     try:
         mailer.send(wire, recipient)
     except MailError as error:
@@ -439,7 +478,7 @@ def _serve(
         return RecipientSummary(
             recipient,
             target.channel,
-            vehicles=len(chosen),
+            vehicles=len(lines),
             recorded=baselined,
             baselined=baselined,
             error=str(error),
@@ -450,7 +489,61 @@ def _serve(
         recipient,
         target.channel,
         emails_sent=1,
-        vehicles=len(chosen),
+        vehicles=len(lines),
         recorded=claimed + baselined,
         baselined=baselined,
     )
+
+
+def _price_drops(
+    target: _Target,
+    drops: Sequence[dict[str, Any]],
+    untold: set[tuple[str, datetime]],
+    chosen: Sequence[dict[str, Any]],
+    run: _Run,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """This recipient's pending price drops as (folded, cheaper).
+
+    `folded`: drops of cars this very message announces as new or back (already
+    at the new price): recorded with it, never a line of their own, so a car that
+    came and got cheaper between two runs is one line. A drop of a car still
+    untold but not in this message (filtered out, or after the digest's slot)
+    waits with its car. `cheaper`: drops of cars the recipient already knows of
+    that meet their threshold (`price_drop_percent` / `price_drop_euro`) and
+    their filters; the console, which has no thresholds, logs every drop. The
+    rest stays pending: a lowered threshold or a change of filters may want them.
+    """
+    announced = {(row["vehicle_id"], row["available_since"]) for row in chosen}
+    folded: list[dict[str, Any]] = []
+    cheaper: list[dict[str, Any]] = []
+    subscription = target.subscription
+    for drop in drops:
+        window = (drop["vehicle_id"], drop["available_since"])
+        if window in untold:
+            if window in announced:
+                folded.append(drop)
+            continue
+        if subscription is None:
+            wanted = True
+        else:
+            wanted = subscription.drop_is_worth_telling(
+                drop["previous_price_per_month_in_euro"],
+                drop["price_per_month_in_euro"],
+            )
+        if (
+            wanted
+            and matches_any(target.filters, drop)
+            and matches_any(run.extra_filters, drop)
+        ):
+            cheaper.append(drop)
+    return folded, cheaper
+
+
+def _with_lease_speed(
+    rows: Sequence[dict[str, Any]], speeds: Mapping[tuple[str, str], float]
+) -> list[dict[str, Any]]:
+    """Each row with `lease_speed_median_hours` of its make and model (or None)."""
+    return [
+        {**row, "lease_speed_median_hours": speeds.get((row["make"], row["model"]))}
+        for row in rows
+    ]

@@ -8,6 +8,7 @@ entry stops the run with a message naming the recipient and the key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import time
 from pathlib import Path
@@ -46,6 +47,10 @@ class Subscription(BaseModel):
     daily_time: time | None = None
     timezone: TimeZoneName | None = None
     filters: tuple[FilterSet, ...] = ()
+    # Price drops, opt-in: a car they would be told about (filters apply) that gets
+    # this much cheaper during its stay; either threshold met is enough.
+    price_drop_percent: float | None = Field(default=None, gt=0, lt=100)
+    price_drop_euro: float | None = Field(default=None, gt=0)
 
     _filters_as_list = field_validator("filters", mode="before")(_as_alternatives)
 
@@ -62,6 +67,32 @@ class Subscription(BaseModel):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError('write the time as quoted text, e.g. "07:30"')
         return value
+
+    @property
+    def wants_price_drops(self) -> bool:
+        return self.price_drop_percent is not None or self.price_drop_euro is not None
+
+    def drop_is_worth_telling(self, previous: Any, now: Any) -> bool:
+        """Whether a drop from `previous` to `now` (monthly euro) meets either of
+        this recipient's thresholds; never without a threshold or usable prices."""
+        try:
+            before, after = float(previous), float(now)
+        except (TypeError, ValueError):
+            return False
+        if not (math.isfinite(before) and math.isfinite(after)) or before <= 0:
+            return False
+        drop = before - after
+        if drop <= 0:
+            return False
+        # A small tolerance: 539 → 512.05 is 5% although floats say 4.999...
+        by_percent = (
+            self.price_drop_percent is not None
+            and 100 * drop / before >= self.price_drop_percent - 1e-9
+        )
+        by_euro = (
+            self.price_drop_euro is not None and drop >= self.price_drop_euro - 1e-9
+        )
+        return by_percent or by_euro
 
     def digest_time(self, settings: Settings) -> tuple[time, str]:
         """(local time, time zone) of this recipient's daily digest."""
