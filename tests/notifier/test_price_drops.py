@@ -21,10 +21,11 @@ import yaml
 
 from athlon_flex.settings import Settings
 from loader.pipeline import load
-from notifier.errors import NotifyError
+from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.phrases import price_drop_phrase
 from notifier.render import euro
 from notifier.stage import notify
+from notifier.subscriptions import Subscription, load_subscriptions
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import assert_nothing_lost_or_doubled, query, quick_settings
 from tests.support.smtp import SmtpServer
@@ -344,3 +345,67 @@ def test_a_drop_undone_by_a_rise_or_of_a_car_that_left_is_no_news(
         recipient=ANNA,
         left={gone.id},
     )
+
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "subscriptions.yml"
+
+
+def test_the_example_file_opts_anna_in_to_price_drops() -> None:
+    anna, *others = load_subscriptions(EXAMPLE)
+    assert (anna.email, anna.price_drop_percent, anna.price_drop_euro) == (
+        "anna@example.nl",
+        5,
+        25,
+    )
+    assert anna.wants_price_drops
+    assert not any(other.wants_price_drops for other in others)
+
+
+@pytest.mark.parametrize(
+    ("previous", "now", "worth"),
+    [
+        (539, 512.05, True),  # exactly 5%
+        (539, 512.06, False),  # just under 5%, and 26.94 euro is under 50
+        (100, 95.01, False),  # 4.99% and 4.99 euro
+        (1000, 975, True),  # 2.5%, but 25 euro
+        (539, 539, False),
+        (539, 600, False),  # a rise
+        (None, 400, False),
+        (0, 0, False),
+        (float("nan"), 400, False),
+    ],
+)
+def test_either_threshold_met_is_a_drop_worth_telling(
+    previous: Any, now: Any, worth: bool
+) -> None:
+    subscription = Subscription(
+        email=ANNA, price_drop_percent=5, price_drop_euro=25 if previous != 539 else 50
+    )
+    assert subscription.drop_is_worth_telling(previous, now) is worth
+
+
+def test_no_threshold_no_price_drops() -> None:
+    subscription = Subscription(email=ANNA)
+    assert not subscription.wants_price_drops
+    assert not subscription.drop_is_worth_telling(1000, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "price_drop_percent: Input should be greater than 0"),
+        (100, "price_drop_percent: Input should be less than 100"),
+        ("lots", "price_drop_percent: Input should be a valid number"),
+    ],
+)
+def test_a_bad_threshold_is_one_line_naming_recipient_and_key(
+    tmp_path: Path, value: Any, message: str
+) -> None:
+    path = tmp_path / "subscriptions.yml"
+    path.write_text(
+        yaml.safe_dump({"recipients": [{"email": ANNA, "price_drop_percent": value}]})
+    )
+    with pytest.raises(NotifyConfigurationError) as refused:
+        load_subscriptions(path)
+    assert f"recipient #1 ({ANNA}), {message}" in str(refused.value)
+    assert "\n" not in str(refused.value)
