@@ -4,13 +4,16 @@ loader, dbt, notifier, aiosmtpd), ending in the invariant."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from athlon_flex.settings import Settings
 from notifier.phrases import back_phrase, lease_speed_phrase
 from notifier.render import local_time
+from simulation.demo import run_demo
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
@@ -123,3 +126,32 @@ def test_each_car_says_how_fast_cars_like_it_are_leased(
     assert_nothing_lost_or_doubled(
         settings, catalog, _texts(smtp_server), left={car.id for car in quick}
     )
+
+
+def test_the_demo_shows_a_price_drop_and_a_car_back_again(
+    embedded_data_dir: Path,
+) -> None:
+    lines: list[str] = []
+    run_demo(
+        Settings(_env_file=None, athlon_data_dir=embedded_data_dir),
+        cycles=3,
+        clusters=2,
+        vehicles_per_cluster=2,
+        echo=lines.append,
+    )
+
+    second = next(i for i, line in enumerate(lines) if line.startswith("== Cycle 2:"))
+    third = next(i for i, line in enumerate(lines) if line.startswith("== Cycle 3:"))
+    cheaper = [line for line in lines[second:third] if "CHEAPER" in line]
+    back = [line for line in lines[third:] if "BACK" in line]
+    assert len(cheaper) == 1
+    # 10% off, both prices as every channel writes them.
+    assert re.fullmatch(
+        r"   CHEAPER .+ \[[A-Z0-9-]+\] now € ([\d.]+,\d\d) \(was € ([\d.]+,\d\d)\)",
+        cheaper[0],
+    )
+    assert len(back) == 1
+    assert re.fullmatch(
+        r"   BACK .+ \[[A-Z0-9-]+\] back again \(left \d\d:\d\d:\d\d UTC\)", back[0]
+    )
+    assert not [line for line in lines[third:] if line.startswith("   NEW ")]
