@@ -290,7 +290,7 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
 
     # The unit tests (not part of the ten-minute build) run on the built database.
     unit = run_unit_tests(settings)
-    assert (unit.tests_passed, unit.tests_failed) == (13, 0)
+    assert (unit.tests_passed, unit.tests_failed) == (14, 0)
 
 
 def test_build_without_raw_tables_says_to_run_the_load_first(settings, db):
