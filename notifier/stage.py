@@ -291,7 +291,7 @@ def _resend_unsent(
         if mailer is None:  # email configured implies a transport; be explicit
             return "an earlier email waits to be resent, but email is not configured"
         log.info(
-            "Resending %s to %s (%d window(s)): an earlier run wrote it and may "
+            "Resending %s to %s (%d car(s)): an earlier run wrote it and may "
             "not have sent it",
             message_id,
             recipient,

@@ -208,9 +208,16 @@ def set_state(conn: Connection, key: str, value: str | None) -> None:
             )
 
 
+def _as_dicts(cursor: psycopg2.extensions.cursor) -> list[Row]:
+    """The cursor's rows as dicts: zip with the column names once per row, several
+    times faster than RealDictCursor's item-by-item fill on thousands of rows."""
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def pending(conn: Connection, recipients: Sequence[str]) -> list[Row]:
     """Open windows not yet notified, for these recipients, in email order."""
-    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(
             f"select * from {VEHICLES_TO_NOTIFY} "
             "where recipient = any(%s::text[]) "
@@ -218,7 +225,7 @@ def pending(conn: Connection, recipients: Sequence[str]) -> list[Row]:
             "license_plate, vehicle_id",
             (list(recipients),),
         )
-        return [dict(row) for row in cursor.fetchall()]
+        return _as_dicts(cursor)
 
 
 def pending_price_drops(conn: Connection, recipients: Sequence[str]) -> list[Row]:
@@ -232,7 +239,7 @@ def pending_price_drops(conn: Connection, recipients: Sequence[str]) -> list[Row
     and `alert_kind` = "price_drop". The caller decides who hears of which (their
     thresholds, their filters, and whether the same email announces the car as new).
     """
-    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(
             "with latest_changes as ("
             " select distinct on (availability_id) availability_id, vehicle_id,"
@@ -256,7 +263,7 @@ def pending_price_drops(conn: Connection, recipients: Sequence[str]) -> list[Row
             "windows.vehicle_id",
             (list(recipients),),
         )
-        return [dict(row) for row in cursor.fetchall()]
+        return _as_dicts(cursor)
 
 
 def lease_speeds(conn: Connection) -> dict[tuple[str, str], float]:
@@ -363,13 +370,17 @@ def write_intent(
 
 def unsent(conn: Connection, recipient: str) -> list[tuple[str, bytes, int]]:
     """The recipient's emails written but not marked sent, oldest first:
-    (message_id, the message as it was written, windows it carries)."""
+    (message_id, the message as it was written, windows and price drops it
+    carries)."""
     with conn.cursor() as cursor:
         cursor.execute(
-            f"select o.message_id, o.message, count(n.vehicle_id) from {OUTBOX} as o "
-            f"left join {NOTIFICATIONS} as n on n.message_id = o.message_id "
+            "select o.message_id, o.message, "
+            f"(select count(*) from {NOTIFICATIONS} as n "
+            "where n.message_id = o.message_id) "
+            f"+ (select count(*) from {PRICE_DROP_NOTIFICATIONS} as p "
+            "where p.message_id = o.message_id) "
+            f"from {OUTBOX} as o "
             "where o.recipient = %s and o.sent_at is null "
-            "group by o.message_id, o.message, o.created_at "
             "order by o.created_at, o.message_id",
             (recipient,),
         )

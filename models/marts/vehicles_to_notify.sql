@@ -24,6 +24,8 @@ open_windows as (
 -- A car whose earlier stay ended is back, not new: when it last left. A lookup per
 -- open window on the (vehicle_id, available_since) index, not a window function
 -- over the whole history, so reading this view stays cheap as the history grows.
+-- The table itself, not the import CTE: a CTE read twice is materialized, and the
+-- lookup would scan all of it once per open window.
 open_windows_with_previous_stay as (
     select
         open_windows.*,
@@ -31,7 +33,7 @@ open_windows_with_previous_stay as (
     from open_windows
     left join lateral (
         select max(earlier.available_until) as left_at
-        from vehicle_availability as earlier
+        from {{ ref('vehicle_availability') }} as earlier
         where
             earlier.vehicle_id = open_windows.vehicle_id
             and earlier.available_since < open_windows.available_since
