@@ -42,14 +42,23 @@ from notifier.contract import CONSOLE_RECIPIENT
 from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
 from notifier.mailer import (
+    MAX_EMAIL_BYTES,
+    FittedEmail,
     Mailer,
     MailError,
-    as_wire_bytes,
-    compose,
-    message_id_for,
+    fit_email,
+    message_id_for_rows,
     transport_from_settings,
 )
-from notifier.render import euro, local_time, render_email, vehicle_label
+from notifier.push import PushChannel, PushError, decode_message, encode_message
+from notifier.render import (
+    RenderedEmail,
+    euro,
+    local_time,
+    render_email,
+    render_push,
+    vehicle_label,
+)
 from notifier.schedule import last_digest_slot
 from notifier.subscriptions import (
     CADENCES,
@@ -69,6 +78,7 @@ class _Target:
     recipient: str
     channel: Channel
     subscription: Subscription | None  # None for the console
+    push: PushChannel | None = None  # for channel "push" (recipient = its key)
 
     @property
     def cadence(self) -> str:
@@ -115,18 +125,33 @@ EMAIL_CHANNEL_KEY = "email_channel_since"
 
 
 def _targets(settings: Settings) -> list[_Target]:
-    """Email recipients when email is configured, else the console alone."""
+    """Email recipients when email is configured, each push channel; the console
+    alone when there is neither."""
     subscriptions = configured_subscriptions(settings)  # validates the file
+    targets = _push_targets(subscriptions)
     if settings.email_configured:
-        return [_Target(s.email, "email", s) for s in subscriptions]
-    if subscriptions:
+        return [
+            _Target(s.email, "email", s) for s in subscriptions if s.email
+        ] + targets
+    by_email = [s for s in subscriptions if s.email]
+    if by_email:
         log.warning(
             "Email is not configured (EMAIL_FROM plus SMTP_HOST or "
-            "GOOGLE_APP_PASSWORD): the %d subscription(s) are not used; new "
-            "vehicles go to the log only",
-            len(subscriptions),
+            "GOOGLE_APP_PASSWORD): the %d email subscription(s) are not used%s",
+            len(by_email),
+            "" if targets else "; new vehicles go to the log only",
         )
-    return [_Target(CONSOLE_RECIPIENT, "console", None)]
+    return targets or [_Target(CONSOLE_RECIPIENT, "console", None)]
+
+
+def _push_targets(subscriptions: Sequence[Subscription]) -> list[_Target]:
+    """Each Apprise URL of each recipient: a recipient key of its own, with its
+    owner's cadence and filters."""
+    return [
+        _Target(channel.key, "push", subscription, channel)
+        for subscription in subscriptions
+        for channel in subscription.push_channels()
+    ]
 
 
 def check_configuration(
@@ -200,6 +225,7 @@ def notify(
                     if target.channel == "email"
                     and (error := _resend_safely(conn, target.recipient, mailer))
                 }
+                blocked.update(_resend_pushes(conn, ours))
                 pending = store.pending(conn, names) if names else []
                 rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
                 for row in pending:
@@ -403,6 +429,9 @@ def _serve(
     for row in chosen:
         log.info("New for %s: %s", recipient, _describe_vehicle(row, timezone))
 
+    if target.channel == "push":
+        return _push(conn, target, chosen, timezone, baselined)
+
     if target.channel == "console":
         recorded = store.record(conn, recipient, chosen)
         return RecipientSummary(
@@ -414,18 +443,11 @@ def _serve(
         )
 
     assert mailer is not None  # email_configured implies a transport
-    email = render_email(
-        chosen, image_width=settings.notify_image_width, timezone=timezone
-    )
-    sender = mailer.transport.sender
-    message_id = message_id_for(
-        recipient,
-        [(row["vehicle_id"], row["available_since"]) for row in chosen],
-        sender=sender,
-    )
-    wire = as_wire_bytes(
-        compose(email, sender=sender, recipient=recipient, message_id=message_id)
-    )
+    fitted = _fit_email(chosen, settings, timezone, mailer.transport.sender, recipient)
+    email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
+    # Only the cars the email shows are claimed; the rest stay to notify and go
+    # in the next run's email.
+    chosen = fitted.shown
     claimed = store.write_intent(conn, recipient, message_id, wire, chosen)
     try:
         mailer.send(wire, recipient)
@@ -454,3 +476,119 @@ def _serve(
         recorded=claimed + baselined,
         baselined=baselined,
     )
+
+
+def _fit_email(
+    rows: Sequence[dict[str, Any]],
+    settings: Settings,
+    timezone: str,
+    sender: str,
+    recipient: str,
+) -> FittedEmail:
+    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.fit_email)."""
+
+    def render(shown: Sequence[Any], left_out: Sequence[Any]) -> RenderedEmail:
+        return render_email(
+            shown,
+            image_width=settings.notify_image_width,
+            timezone=timezone,
+            left_out=left_out,
+            sender=sender,
+            recipient=recipient,
+        )
+
+    fitted = fit_email(rows, render, sender=sender, recipient=recipient)
+    if fitted.left_out:
+        log.info(
+            "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
+            "%d go in the next run's email",
+            recipient,
+            len(fitted.shown),
+            len(rows),
+            MAX_EMAIL_BYTES,
+            len(fitted.left_out),
+        )
+    return fitted
+
+
+# Push channels (notifier/push.py): the email's exactly-once path with a short text
+# instead of an email. The outbox keeps the text (push.encode_message) under a
+# message id derived from the channel key and the windows; a crash after the claim
+# leaves an unmarked row that the next run sends again as it was. A push service
+# keeps no Message-ID, so that crash (between the service's acceptance and the
+# mark) can show one push twice; it never loses one. A push the service does not
+# accept on its first attempt releases its windows for the next run.
+PUSH_SENDER = "push@athlon-flex.invalid"
+
+
+def _push(
+    conn: psycopg2.extensions.connection,
+    target: _Target,
+    rows: Sequence[dict[str, Any]],
+    timezone: str,
+    baselined: int,
+) -> RecipientSummary:
+    """Claim, send, mark one push to one channel; the rows that do not fit in the
+    text are not claimed (they go in the next run's push)."""
+    channel = target.push
+    assert channel is not None
+    title, body, shown = render_push(rows, timezone=timezone)
+    message_id = message_id_for_rows(target.recipient, shown, sender=PUSH_SENDER)
+    claimed = store.write_intent(
+        conn, target.recipient, message_id, encode_message(title, body), shown
+    )
+    try:
+        channel.send(title, body)
+    except PushError as error:
+        store.drop_intent(conn, message_id)
+        log.error(
+            "Push to %s failed: %s. Nothing recorded for it; the next run tries again",
+            channel.describe(),
+            error,
+        )
+        return RecipientSummary(
+            target.recipient,
+            "push",
+            vehicles=len(shown),
+            recorded=baselined,
+            baselined=baselined,
+            error=str(error),
+        )
+    store.mark_sent(conn, message_id)
+    log.info("Pushed to %s: %s (%s)", channel.describe(), title, message_id)
+    return RecipientSummary(
+        target.recipient,
+        "push",
+        pushes_sent=1,
+        vehicles=len(shown),
+        recorded=claimed + baselined,
+        baselined=baselined,
+    )
+
+
+def _resend_pushes(
+    conn: psycopg2.extensions.connection, targets: Sequence[_Target]
+) -> dict[str, str]:
+    """Send again each push written to the outbox and never marked sent; channel
+    key → error for the channels whose resend failed (they get nothing new this
+    run; the push stays in the outbox)."""
+    blocked: dict[str, str] = {}
+    for target in targets:
+        if target.channel != "push" or target.push is None:
+            continue
+        for message_id, message, windows in store.unsent(conn, target.recipient):
+            log.info(
+                "Pushing %s to %s again (%d window(s)): an earlier run wrote it and "
+                "may not have sent it",
+                message_id,
+                target.push.describe(),
+                windows,
+            )
+            try:
+                target.push.send(*decode_message(message))
+            except PushError as error:
+                log.error("Push again failed: %s. It stays in the outbox", error)
+                blocked[target.recipient] = str(error)
+                break
+            store.mark_sent(conn, message_id)
+    return blocked

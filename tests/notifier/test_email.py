@@ -10,7 +10,7 @@ import pytest
 
 from notifier.stage import notify
 from tests.notifier.conftest import EARLIER, window
-from tests.notifier.html_email import parse_email_html
+from tests.notifier.html_email import parse_email, parse_email_html
 
 SENDER = "notifier@example.org"
 # The test server has no certificate, so AUTH runs over plain SMTP there.
@@ -56,60 +56,93 @@ def test_email_groups_new_vehicles_by_cluster_with_their_key_numbers(
     assert received.mail_from == SENDER
     assert received.message["From"] == SENDER
     assert received.message["To"] == "anna@example.nl"
-    assert received.subject == "Athlon Flex: 3 new vehicles"
-    clusters, scripts = parse_email_html(received.html)
-    assert scripts == 0
+    assert received.subject == "3 new: Tesla Model 3, BYD Seal"
+    # Folded onto its own line (it is long): the same header value.
+    assert received.message["List-Unsubscribe"].strip() == (
+        f"<mailto:{SENDER}?subject=unsubscribe%20anna%40example.nl>"
+    )
+    assert received.message["List-Unsubscribe-Post"] is None  # no https endpoint
+    parsed = parse_email(received.html)
+    clusters = parsed.clusters
+    assert parsed.scripts == 0
+    assert parsed.intro == "For you in the Athlon Flex showroom: 3 new."
     assert [c.name for c in clusters] == ["BYD Seal", "Tesla Model 3"]
     byd, tesla = clusters
     assert byd.image == "https://img.example.com/v3?w=300"
     assert byd.link == "https://flex.athlon.com/app/showroom/BYD/Seal"
     since = _local(EARLIER)
-    assert byd.rows == [
-        [
+    # Every field some car has; "Available until" is unknown for all: hidden.
+    assert [(v.badge, v.label, v.fields, v.notes) for v in byd.vehicles] == [
+        (
+            "NEW",
             "Design 2023, X-999-Y",
-            "€ 45.000,00",
-            "€ 650,00",
-            "-",
-            "€ 1.234.567,89",
-            since,
-            "View",
-        ]
+            {
+                "Monthly price": "€ 650,00",
+                "Colour": "Zwart",
+                "Fuel": "Elektrisch",
+                "Range": "500 km",
+                "Mileage": "12.000 km",
+                "Fiscal value": "€ 45.000,00",
+                "Contribution": "-",
+                "Net cost": "€ 1.234.567,89",
+                "Available since": since,
+            },
+            [],
+        )
     ]
     assert byd.vehicle_links == ["https://flex.athlon.com/app/showroom/BYD/Seal/v3"]
     # Cheapest first within a cluster.
     assert tesla.rows == [
         [
-            "Long Range AWD 2024, AB-123-C",
-            "€ 1.010,00",
+            "NEW Long Range AWD 2024, AB-123-C",
             "€ 599,99",
+            "Zwart",
+            "Elektrisch",
+            "500 km",
+            "12.000 km",
+            "€ 1.010,00",
             "€ 100,00",
             "€ 420,50",
             since,
-            "View",
         ],
         [
-            "Long Range AWD 2024, PL-v1",
-            "€ 45.000,00",
+            "NEW Long Range AWD 2024, PL-v1",
             "€ 650,00",
+            "Zwart",
+            "Elektrisch",
+            "500 km",
+            "12.000 km",
+            "€ 45.000,00",
             "€ 100,00",
             "€ 420,50",
             since,
-            "View",
         ],
     ]
+    assert parsed.footer_links == [
+        f"mailto:{SENDER}?subject=unsubscribe%20anna%40example.nl"
+    ]
+    assert "To stop these emails or change which cars you hear about" in (parsed.footer)
     assert tesla.vehicle_links == [
         "https://flex.athlon.com/app/showroom/Tesla/Model%203/v2",
         "https://flex.athlon.com/app/showroom/Tesla/Model%203/v1",
     ]
-    text = received.text
+    text = received.text.replace("\r\n", "\n")
     assert "BYD Seal" in text
-    assert "- Long Range AWD 2024, AB-123-C" in text
     assert (
-        "fiscal value € 1.010,00, monthly price € 599,99, contribution € 100,00, "
-        "net cost € 420,50" in text
-    )
-    assert f"available since {since}" in text
-    assert "https://flex.athlon.com/app/showroom/Tesla/Model%203/v2" in text
+        "- NEW Long Range AWD 2024, AB-123-C\n"
+        "  Monthly price: € 599,99\n"
+        "  Colour: Zwart\n"
+        "  Fuel: Elektrisch\n"
+        "  Range: 500 km\n"
+        "  Mileage: 12.000 km\n"
+        "  Fiscal value: € 1.010,00\n"
+        "  Contribution: € 100,00\n"
+        "  Net cost: € 420,50\n"
+        f"  Available since: {since}\n"
+        "  https://flex.athlon.com/app/showroom/Tesla/Model%203/v2\n"
+    ) in text
+    assert "Available until" not in text
+    assert f'write to {SENDER} (subject "unsubscribe anna@example.nl")' in text
     assert "<" not in text  # the plain part is text, not markup
     assert [(v, r) for v, _, r in notifications()] == [
         ("v1", "anna@example.nl"),
@@ -127,7 +160,7 @@ def test_subject_is_singular_for_one_vehicle_and_image_width_is_configurable(
     notify(email_settings(email_to=["anna@example.nl"], notify_image_width=640))
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert received.subject == "1 new: Tesla Model 3"
     (cluster,), _ = parse_email_html(received.html)
     assert cluster.image == "https://img.example.com/v1?w=640"
 
@@ -144,7 +177,7 @@ def test_each_email_to_address_gets_its_own_email_and_record(
         ("anna@example.nl",),
         ("bob@example.nl",),
     ]
-    assert all(m.subject == "Athlon Flex: 2 new vehicles" for m in smtp_server.messages)
+    assert all(m.subject == "2 new: Tesla Model 3" for m in smtp_server.messages)
     assert [(v, r) for v, _, r in notifications()] == [
         ("v1", "anna@example.nl"),
         ("v2", "anna@example.nl"),
@@ -181,7 +214,7 @@ def test_untrusted_api_text_arrives_escaped_and_bad_links_are_dropped(
     assert cluster.name == "Tesla <script>alert('x')</script>"
     assert cluster.link == "https://flex.athlon.com/a?b=1&c=%3C2%3E"
     assert cluster.vehicle_links == []  # the javascript: link is not rendered
-    assert cluster.rows[0][0] == 'Sport" onmouseover="steal() 2024, PL-v1'
+    assert cluster.rows[0][0] == 'NEW Sport" onmouseover="steal() 2024, PL-v1'
 
 
 @NO_TLS_IN_TESTS

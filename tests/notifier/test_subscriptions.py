@@ -86,9 +86,9 @@ def test_recipients_with_different_filters_get_different_emails(
     (to_bob,) = smtp_server.messages_to(BOB)
     # k1 has no known net cost, so a net-cost bound cannot pass it.
     assert _plates(to_anna) == ["T-1"]
-    assert to_anna.subject == "Athlon Flex: 1 new vehicle"
+    assert to_anna.subject == "1 new: Tesla Model 3"
     assert _plates(to_bob) == ["B-1", "T-1", "T-2"]
-    assert to_bob.subject == "Athlon Flex: 3 new vehicles"
+    assert to_bob.subject == "3 new: Tesla Model 3, BMW 320i"
     assert sorted((v, r) for v, _, r in notifications()) == [
         ("b1", BOB),
         ("t1", ANNA),
