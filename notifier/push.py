@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,14 +85,34 @@ class _Collector(logging.Handler):
 _COLLECTOR = _Collector()
 
 
+class _QuietWhileSending(logging.Filter):
+    """Drops urllib3's lines (Apprise sends with requests) while a push is sent:
+    at debug level they name the request path, which is the token of many
+    services. Other requests (none in the notifier) log as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.sending, "active", False)
+
+
+_QUIET = _QuietWhileSending()
+logging.getLogger("urllib3").addFilter(_QUIET)
+logging.getLogger("urllib3.connectionpool").addFilter(_QUIET)
+
+
 @contextmanager
 def _collecting() -> Iterator[list[str]]:
     lines: list[str] = []
     _COLLECTOR.lines = lines
+    _QUIET.sending.active = True
     try:
         yield lines
     finally:
         _COLLECTOR.lines = None
+        _QUIET.sending.active = False
 
 
 def _secret_parts(url: str) -> list[str]:
