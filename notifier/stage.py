@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import make_msgid
+from html import escape
 from typing import Any
 
 import psycopg2
@@ -46,6 +48,8 @@ from notifier.mailer import (
     FittedEmail,
     Mailer,
     MailError,
+    as_wire_bytes,
+    compose,
     fit_email,
     message_id_for_rows,
     transport_from_settings,
@@ -592,3 +596,66 @@ def _resend_pushes(
                 break
             store.mark_sent(conn, message_id)
     return blocked
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    """How one channel took `athlon-flex notify --test`'s message."""
+
+    channel: str  # an address, a push channel's description, or "console"
+    kind: Channel
+    error: str | None = None
+
+    def __str__(self) -> str:
+        state = "ok    " if self.error is None else "FAILED"
+        reason = f": {self.error}" if self.error else ""
+        return f"{state} {self.kind:<7} {self.channel}{reason}"
+
+
+TEST_SUBJECT = "Athlon Flex: test message"
+
+
+def send_test_messages(settings: Settings) -> list[ChannelCheck]:
+    """A test message to every configured channel (each email recipient, each push
+    channel, or the console); one check each. Touches no database, records
+    nothing: the windows a later run sends are the same as without the test."""
+    checks: list[ChannelCheck] = []
+    targets = _targets(settings)
+    transport = transport_from_settings(settings)
+    with Mailer(transport) if transport else nullcontext() as mailer:
+        for target in targets:
+            checks.append(_test_one(target, mailer))
+    return checks
+
+
+def _test_one(target: _Target, mailer: Mailer | None) -> ChannelCheck:
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    body = (
+        f"This is a test message of athlon-flex-notifier, sent {when}: this "
+        "channel works. Nothing was recorded; cars that match your filters come "
+        "in their own messages."
+    )
+    if target.channel == "console":
+        log.info("Test message to the console (log): %s", body)
+        return ChannelCheck(CONSOLE_RECIPIENT, "console")
+    if target.channel == "push":
+        assert target.push is not None
+        try:
+            target.push.send(TEST_SUBJECT, body)
+        except PushError as error:
+            return ChannelCheck(target.push.describe(), "push", str(error))
+        return ChannelCheck(target.push.describe(), "push")
+    assert mailer is not None  # email targets exist only with a transport
+    sender = mailer.transport.sender
+    html = f"<!DOCTYPE html><html><body><p>{escape(body)}</p></body></html>"
+    message = compose(
+        RenderedEmail(TEST_SUBJECT, html, body),
+        sender=sender,
+        recipient=target.recipient,
+        message_id=make_msgid(domain=sender.rpartition("@")[2] or None),
+    )
+    try:
+        mailer.send(as_wire_bytes(message), target.recipient)
+    except MailError as error:
+        return ChannelCheck(target.recipient, "email", str(error))
+    return ChannelCheck(target.recipient, "email")
