@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -260,3 +261,134 @@ def test_wrong_smtp_password_fails_without_logging_it(
     assert wrong not in str(raised.value)
     assert smtp_server.messages == []
     assert notifications() == []
+
+
+def test_a_field_no_car_has_is_left_out_of_the_email(
+    email_settings, smtp_server, add_windows
+):
+    # Not logged in: no contribution or net cost for any car.
+    add_windows(
+        [
+            window("v1", contribution_in_euro=None, net_cost_per_month_in_euro=None),
+            window("v2", contribution_in_euro=None, net_cost_per_month_in_euro=None),
+        ]
+    )
+    notify(email_settings(email_to=["anna@example.nl"]))
+
+    (received,) = smtp_server.messages
+    (cluster,), _ = parse_email_html(received.html)
+    assert [list(v.fields) for v in cluster.vehicles] == [
+        [
+            "Monthly price",
+            "Colour",
+            "Fuel",
+            "Range",
+            "Mileage",
+            "Fiscal value",
+            "Available since",
+        ]
+    ] * 2
+    for hidden in ("Contribution", "Net cost", "Available until"):
+        assert hidden not in received.html
+        assert hidden not in received.text
+
+
+def test_each_alert_kind_shows_its_badge_and_words():
+    from notifier.render import render_email
+
+    left = datetime(2026, 11, 28, 13, 10, tzinfo=UTC)
+    rows = [
+        {**window("n1", license_plate="N-1"), "lease_speed_median_hours": 2.2},
+        {
+            **window("p1", license_plate="P-1", price_per_month_in_euro=489),
+            "alert_kind": "price_drop",
+            "previous_price_per_month_in_euro": Decimal("539"),
+            "lease_speed_median_hours": None,
+        },
+        {**window("b1", license_plate="B-1"), "alert_kind": "back", "left_at": left},
+    ]
+    email = render_email(rows, image_width=300, timezone="Europe/Amsterdam")
+
+    assert email.subject == "1 new, 1 back, 1 cheaper: Tesla Model 3"
+    parsed = parse_email(email.html)
+    assert (
+        parsed.intro == "For you in the Athlon Flex showroom: 1 new, 1 back, 1 cheaper."
+    )
+    (cluster,) = parsed.clusters
+    shown = {
+        v.label.rsplit(", ", 1)[1]: (v.badge, v.fields["Monthly price"], v.notes)
+        for v in cluster.vehicles
+    }
+    assert shown == {
+        "N-1": ("NEW", "€ 650,00", ["cars like this are usually leased within 3 h"]),
+        "P-1": ("CHEAPER", "now € 489,00 (was € 539,00)", []),
+        "B-1": ("BACK", "€ 650,00", ["back again (left 28-11-2026 14:10)"]),
+    }
+    text = email.text.replace("\r\n", "\n")
+    assert (
+        "- CHEAPER Long Range AWD 2024, P-1\n  Monthly price: now € 489,00 (was "
+        in text
+    )
+    assert "  back again (left 28-11-2026 14:10)\n" in text
+    assert "  cars like this are usually leased within 3 h\n" in text
+
+
+def test_a_big_batch_stays_under_100_kb_and_the_rest_follows_in_the_next_email(
+    email_settings, smtp_server, add_windows, notifications
+):
+    from tests.faults.invariant import mentions
+
+    makes = [("Tesla", "Model 3"), ("Kia", "EV6"), ("BYD", "Seal")]
+    cars = [
+        window(
+            f"v{n:03}",
+            make=makes[n % 3][0],
+            model=makes[n % 3][1],
+            license_plate=f"P-{n:03}",
+        )
+        for n in range(240)
+    ]
+    add_windows(cars)
+    settings = email_settings(email_to=["anna@example.nl"])
+
+    notify(settings)
+
+    (first,) = smtp_server.messages
+    size = len(first.message.as_bytes())
+    assert 50_000 < size <= 100_000
+    parsed = parse_email(first.html)
+    shown = sum(len(c.vehicles) for c in parsed.clusters)
+    assert 0 < shown < 240
+    # Only what the email shows is claimed.
+    assert len(notifications()) == shown
+    rest = 240 - shown
+    assert first.subject.startswith(f"{shown} new, {rest} more: ")
+    assert parsed.intro == (
+        f"For you in the Athlon Flex showroom: {shown} new ({rest} more in the "
+        "next email)."
+    )
+    left = {
+        (make, model): sum(
+            1
+            for n, car in enumerate(cars)
+            if makes[n % 3] == (make, model)
+            and not mentions([first.text], car["license_plate"])
+        )
+        for make, model in makes
+    }
+    assert parsed.left_out == [
+        f"{left[(make, model)]} {make} {model}: in the showroom"
+        for make, model in sorted(makes)
+        if left[(make, model)]
+    ]
+
+    for _ in range(15):
+        notify(settings)
+        if len(notifications()) == 240:
+            break
+    texts = [mail.text for mail in smtp_server.messages]
+    assert all(len(mail.message.as_bytes()) <= 100_000 for mail in smtp_server.messages)
+    assert {
+        car["license_plate"]: mentions(texts, car["license_plate"]) for car in cars
+    } == {car["license_plate"]: 1 for car in cars}
+    assert len(notifications()) == 240
