@@ -28,6 +28,7 @@ class PushServer:
         self.holding = threading.Event()  # set while a request is held
         self._hold = False
         self._release = threading.Event()
+        self._accept_held = True
         self._server: ThreadingHTTPServer | None = None
         self.port = port or _free_port()
         self.start()
@@ -48,6 +49,9 @@ class PushServer:
                     # Before anything is accepted: a kill now loses no message.
                     owner.holding.set()
                     owner._release.wait(60)
+                    if not owner._accept_held:
+                        self.close_connection = True
+                        return
                 if owner.status == 200:
                     owner.messages.append(
                         Push(
@@ -80,7 +84,10 @@ class PushServer:
         self.holding.clear()
         self._release.clear()
 
-    def release(self) -> None:
+    def release(self, *, accept: bool = True) -> None:
+        """Let a held request go on; `accept=False` drops it unrecorded (its sender
+        was killed meanwhile, so nobody would read the answer)."""
+        self._accept_held = accept
         self._hold = False
         self._release.set()
 
