@@ -201,6 +201,16 @@ def _describe(
     )
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What YAML found wrong and where, without the quoted line PyYAML adds: that
+    line may hold an Apprise URL, and its token must not reach the error."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{error.problem or error.context or 'unreadable'}{where}"
+    return type(error).__name__
+
+
 def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
     """Read and validate the subscriptions file; one line naming what is wrong."""
     nothing_sent = "nothing was sent or recorded"
@@ -215,7 +225,8 @@ def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise NotifyConfigurationError(
-            f"Subscriptions file {path} is not valid YAML ({error}); {nothing_sent}."
+            f"Subscriptions file {path} is not valid YAML ({_yaml_problem(error)}); "
+            f"{nothing_sent}."
         ) from None
     try:
         parsed = SubscriptionsFile.model_validate(raw)

@@ -273,3 +273,18 @@ def test_one_push_channel_cannot_belong_to_two_recipients(
         raised.value
     )
     assert SECRET not in str(raised.value)
+
+
+def test_a_yaml_error_on_a_line_with_a_url_does_not_quote_the_line(
+    make_settings, write_subscriptions
+):
+    subscriptions = write_subscriptions(
+        f"recipients:\n  - name: anna\n    apprise: [ntfy://{SECRET}\n"
+    )
+    with pytest.raises(NotifyConfigurationError) as raised:
+        check_configuration(make_settings(notify_subscriptions_file=subscriptions))
+    message = str(raised.value)
+    assert "is not valid YAML (expected ',' or ']', but got '<stream end>' at " in (
+        message
+    )
+    assert SECRET not in message
