@@ -298,5 +298,20 @@ def test_missing_subscriptions_file_is_an_error(
 
 def test_example_subscriptions_file_is_valid():
     subscriptions = load_subscriptions(EXAMPLE)
-    assert [s.cadence for s in subscriptions] == ["instant", "daily", "instant"]
-    assert all("@" in s.email for s in subscriptions)
+    assert [s.cadence for s in subscriptions] == [
+        "instant",
+        "daily",
+        "instant",
+        "instant",
+    ]
+    assert [s.email for s in subscriptions] == [
+        "anna@example.nl",
+        "bob@example.nl",
+        "carla@example.nl",
+        None,
+    ]
+    (dave,) = [s for s in subscriptions if s.apprise]
+    assert (dave.name, [c.service for c in dave.push_channels()]) == (
+        "dave's phone",
+        ["ntfy"],
+    )
