@@ -432,17 +432,17 @@ def render_push(
     ordered = rows_in_email_order(rows)
     if not ordered:
         return subject_for([]), "", []
-    lines = [
-        _one(_push_line(vehicle_line(row, timezone), *_make_model(row)))
-        for row in ordered
-    ]
-    # As many whole lines as fit, then fewer while the count of the rest does not.
-    shown, used = 0, 0
-    for line in lines:
-        if shown and used + 1 + len(line) > limit:
+    # As many whole lines as fit (only those are built: a first run has hundreds),
+    # then fewer while the count of the rest does not fit either.
+    lines: list[str] = []
+    used = 0
+    for row in ordered:
+        line = _one(_push_line(vehicle_line(row, timezone), *_make_model(row)))
+        if lines and used + 1 + len(line) > limit:
             break
-        used += len(line) + (1 if shown else 0)
-        shown += 1
+        used += len(line) + (1 if lines else 0)
+        lines.append(line)
+    shown = len(lines)
     while True:
         rest = ordered[shown:]
         tail = _push_remainder(rest)
