@@ -590,9 +590,16 @@ def _resend_pushes(
             )
             try:
                 target.push.send(*decode_message(message))
-            except PushError as error:
-                log.error("Push again failed: %s. It stays in the outbox", error)
-                blocked[target.recipient] = str(error)
+            except (DatabaseError, psycopg2.Error):
+                raise
+            except Exception as error:  # PushError, or a bug: keep it to this channel
+                reason = (
+                    str(error)
+                    if isinstance(error, PushError)
+                    else _one_line(f"{type(error).__name__}: {error}")
+                )
+                log.error("Push again failed: %s. It stays in the outbox", reason)
+                blocked[target.recipient] = reason
                 break
             store.mark_sent(conn, message_id)
     return blocked
