@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import make_msgid
+from html import escape
 from typing import Any
 
 import psycopg2
@@ -42,15 +44,26 @@ from notifier.contract import CONSOLE_RECIPIENT
 from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
 from notifier.mailer import (
+    MAX_EMAIL_BYTES,
+    FittedEmail,
     Mailer,
     MailError,
     as_wire_bytes,
     compose,
-    message_id_for,
+    fit_email,
+    message_id_for_rows,
     transport_from_settings,
 )
 from notifier.phrases import BADGES, alert_kind
-from notifier.render import euro, local_time, render_email, vehicle_label
+from notifier.push import PushChannel, PushError, decode_message, encode_message
+from notifier.render import (
+    RenderedEmail,
+    euro,
+    local_time,
+    render_email,
+    render_push,
+    vehicle_label,
+)
 from notifier.schedule import last_digest_slot
 from notifier.subscriptions import (
     CADENCES,
@@ -70,6 +83,7 @@ class _Target:
     recipient: str
     channel: Channel
     subscription: Subscription | None  # None for the console
+    push: PushChannel | None = None  # for channel "push" (recipient = its key)
 
     @property
     def cadence(self) -> str:
@@ -118,18 +132,33 @@ EMAIL_CHANNEL_KEY = "email_channel_since"
 
 
 def _targets(settings: Settings) -> list[_Target]:
-    """Email recipients when email is configured, else the console alone."""
+    """Email recipients when email is configured, each push channel; the console
+    alone when there is neither."""
     subscriptions = configured_subscriptions(settings)  # validates the file
+    targets = _push_targets(subscriptions)
     if settings.email_configured:
-        return [_Target(s.email, "email", s) for s in subscriptions]
-    if subscriptions:
+        return [
+            _Target(s.email, "email", s) for s in subscriptions if s.email
+        ] + targets
+    by_email = [s for s in subscriptions if s.email]
+    if by_email:
         log.warning(
             "Email is not configured (EMAIL_FROM plus SMTP_HOST or "
-            "GOOGLE_APP_PASSWORD): the %d subscription(s) are not used; new "
-            "vehicles go to the log only",
-            len(subscriptions),
+            "GOOGLE_APP_PASSWORD): the %d email subscription(s) are not used%s",
+            len(by_email),
+            "" if targets else "; new vehicles go to the log only",
         )
-    return [_Target(CONSOLE_RECIPIENT, "console", None)]
+    return targets or [_Target(CONSOLE_RECIPIENT, "console", None)]
+
+
+def _push_targets(subscriptions: Sequence[Subscription]) -> list[_Target]:
+    """Each Apprise URL of each recipient: a recipient key of its own, with its
+    owner's cadence and filters."""
+    return [
+        _Target(channel.key, "push", subscription, channel)
+        for subscription in subscriptions
+        for channel in subscription.push_channels()
+    ]
 
 
 def check_configuration(
@@ -204,6 +233,7 @@ def notify(
                     if target.channel == "email"
                     and (error := _resend_safely(conn, target.recipient, mailer))
                 }
+                blocked.update(_resend_pushes(conn, ours))
                 pending = store.pending(conn, names) if names else []
                 rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
                 for row in pending:
@@ -439,6 +469,9 @@ def _serve(
             _describe_vehicle(row, timezone),
         )
 
+    if target.channel == "push":
+        return _push(conn, target, lines, folded, timezone, baselined)
+
     if target.channel == "console":
         recorded = store.record(conn, recipient, chosen, told_drops)
         return RecipientSummary(
@@ -450,22 +483,12 @@ def _serve(
         )
 
     assert mailer is not None  # email_configured implies a transport
-    email = render_email(
-        lines, image_width=settings.notify_image_width, timezone=timezone
-    )
-    sender = mailer.transport.sender
-    message_id = message_id_for(
-        recipient,
-        [(row["vehicle_id"], row["available_since"]) for row in chosen]
-        # A price version is part of what the email carries: a later drop of the
-        # same car is another email, with another Message-ID.
-        + [(f"price-drop:{d['vehicle_id']}", d["changed_at"]) for d in told_drops],
-        sender=sender,
-    )
-    wire = as_wire_bytes(
-        compose(email, sender=sender, recipient=recipient, message_id=message_id)
-    )
-    claimed = store.write_intent(conn, recipient, message_id, wire, chosen, told_drops)
+    fitted = _fit_email(lines, settings, timezone, mailer.transport.sender, recipient)
+    email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
+    # Only the cars the email shows are claimed; the rest stay to notify and go
+    # in the next run's email.
+    windows, told_drops = _carried(fitted.shown, folded)
+    claimed = store.write_intent(conn, recipient, message_id, wire, windows, told_drops)
     try:
         mailer.send(wire, recipient)
     except MailError as error:
@@ -489,7 +512,7 @@ def _serve(
         recipient,
         target.channel,
         emails_sent=1,
-        vehicles=len(lines),
+        vehicles=len(fitted.shown),
         recorded=claimed + baselined,
         baselined=baselined,
     )
@@ -547,3 +570,208 @@ def _with_lease_speed(
         {**row, "lease_speed_median_hours": speeds.get((row["make"], row["model"]))}
         for row in rows
     ]
+
+
+def _carried(
+    shown: Sequence[Mapping[str, Any]], folded: Sequence[dict[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(windows, price drops) a message showing these lines carries: each car it
+    announces as new or back, each drop line, and each drop folded into a car it
+    announces. A line left out for the next message claims nothing."""
+    windows = [row for row in shown if alert_kind(row) != "price_drop"]
+    announced = {(row["vehicle_id"], row["available_since"]) for row in windows}
+    drops = [row for row in shown if alert_kind(row) == "price_drop"]
+    drops += [
+        drop
+        for drop in folded
+        if (drop["vehicle_id"], drop["available_since"]) in announced
+    ]
+    return windows, drops
+
+
+def _fit_email(
+    rows: Sequence[dict[str, Any]],
+    settings: Settings,
+    timezone: str,
+    sender: str,
+    recipient: str,
+) -> FittedEmail:
+    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.fit_email)."""
+
+    def render(shown: Sequence[Any], left_out: Sequence[Any]) -> RenderedEmail:
+        return render_email(
+            shown,
+            image_width=settings.notify_image_width,
+            timezone=timezone,
+            left_out=left_out,
+            sender=sender,
+            recipient=recipient,
+        )
+
+    fitted = fit_email(rows, render, sender=sender, recipient=recipient)
+    if fitted.left_out:
+        log.info(
+            "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
+            "%d go in the next run's email",
+            recipient,
+            len(fitted.shown),
+            len(rows),
+            MAX_EMAIL_BYTES,
+            len(fitted.left_out),
+        )
+    return fitted
+
+
+# Push channels (notifier/push.py): the email's exactly-once path with a short text
+# instead of an email. The outbox keeps the text (push.encode_message) under a
+# message id derived from the channel key and the windows; a crash after the claim
+# leaves an unmarked row that the next run sends again as it was. A push service
+# keeps no Message-ID, so that crash (between the service's acceptance and the
+# mark) can show one push twice; it never loses one. A push the service does not
+# accept on its first attempt releases its windows for the next run.
+PUSH_SENDER = "push@athlon-flex.invalid"
+
+
+def _push(
+    conn: psycopg2.extensions.connection,
+    target: _Target,
+    rows: Sequence[dict[str, Any]],
+    folded: Sequence[dict[str, Any]],
+    timezone: str,
+    baselined: int,
+) -> RecipientSummary:
+    """Claim, send, mark one push to one channel; the rows that do not fit in the
+    text are not claimed (they go in the next run's push)."""
+    channel = target.push
+    assert channel is not None
+    title, body, shown = render_push(rows, timezone=timezone)
+    message_id = message_id_for_rows(target.recipient, shown, sender=PUSH_SENDER)
+    windows, drops = _carried(shown, folded)
+    claimed = store.write_intent(
+        conn, target.recipient, message_id, encode_message(title, body), windows, drops
+    )
+    try:
+        channel.send(title, body)
+    except PushError as error:
+        store.drop_intent(conn, message_id)
+        log.error(
+            "Push to %s failed: %s. Nothing recorded for it; the next run tries again",
+            channel.describe(),
+            error,
+        )
+        return RecipientSummary(
+            target.recipient,
+            "push",
+            vehicles=len(shown),
+            recorded=baselined,
+            baselined=baselined,
+            error=str(error),
+        )
+    store.mark_sent(conn, message_id)
+    log.info("Pushed to %s: %s (%s)", channel.describe(), title, message_id)
+    return RecipientSummary(
+        target.recipient,
+        "push",
+        pushes_sent=1,
+        vehicles=len(shown),
+        recorded=claimed + baselined,
+        baselined=baselined,
+    )
+
+
+def _resend_pushes(
+    conn: psycopg2.extensions.connection, targets: Sequence[_Target]
+) -> dict[str, str]:
+    """Send again each push written to the outbox and never marked sent; channel
+    key → error for the channels whose resend failed (they get nothing new this
+    run; the push stays in the outbox)."""
+    blocked: dict[str, str] = {}
+    for target in targets:
+        if target.channel != "push" or target.push is None:
+            continue
+        for message_id, message, windows in store.unsent(conn, target.recipient):
+            log.info(
+                "Pushing %s to %s again (%d window(s)): an earlier run wrote it and "
+                "may not have sent it",
+                message_id,
+                target.push.describe(),
+                windows,
+            )
+            try:
+                target.push.send(*decode_message(message))
+            except (DatabaseError, psycopg2.Error):
+                raise
+            except Exception as error:  # PushError, or a bug: keep it to this channel
+                reason = (
+                    str(error)
+                    if isinstance(error, PushError)
+                    else _one_line(f"{type(error).__name__}: {error}")
+                )
+                log.error("Push again failed: %s. It stays in the outbox", reason)
+                blocked[target.recipient] = reason
+                break
+            store.mark_sent(conn, message_id)
+    return blocked
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    """How one channel took `athlon-flex notify --test`'s message."""
+
+    channel: str  # an address, a push channel's description, or "console"
+    kind: Channel
+    error: str | None = None
+
+    def __str__(self) -> str:
+        state = "ok    " if self.error is None else "FAILED"
+        reason = f": {self.error}" if self.error else ""
+        return f"{state} {self.kind:<7} {self.channel}{reason}"
+
+
+TEST_SUBJECT = "Athlon Flex: test message"
+
+
+def send_test_messages(settings: Settings) -> list[ChannelCheck]:
+    """A test message to every configured channel (each email recipient, each push
+    channel, or the console); one check each. Touches no database, records
+    nothing: the windows a later run sends are the same as without the test."""
+    checks: list[ChannelCheck] = []
+    targets = _targets(settings)
+    transport = transport_from_settings(settings)
+    with Mailer(transport) if transport else nullcontext() as mailer:
+        for target in targets:
+            checks.append(_test_one(target, mailer))
+    return checks
+
+
+def _test_one(target: _Target, mailer: Mailer | None) -> ChannelCheck:
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    body = (
+        f"This is a test message of athlon-flex-notifier, sent {when}: this "
+        "channel works. Nothing was recorded; cars that match your filters come "
+        "in their own messages."
+    )
+    if target.channel == "console":
+        log.info("Test message to the console (log): %s", body)
+        return ChannelCheck(CONSOLE_RECIPIENT, "console")
+    if target.channel == "push":
+        assert target.push is not None
+        try:
+            target.push.send(TEST_SUBJECT, body)
+        except PushError as error:
+            return ChannelCheck(target.push.describe(), "push", str(error))
+        return ChannelCheck(target.push.describe(), "push")
+    assert mailer is not None  # email targets exist only with a transport
+    sender = mailer.transport.sender
+    html = f"<!DOCTYPE html><html><body><p>{escape(body)}</p></body></html>"
+    message = compose(
+        RenderedEmail(TEST_SUBJECT, html, body),
+        sender=sender,
+        recipient=target.recipient,
+        message_id=make_msgid(domain=sender.rpartition("@")[2] or None),
+    )
+    try:
+        mailer.send(as_wire_bytes(message), target.recipient)
+    except MailError as error:
+        return ChannelCheck(target.recipient, "email", str(error))
+    return ChannelCheck(target.recipient, "email")

@@ -214,7 +214,7 @@ def test_a_car_new_and_cheaper_in_the_same_run_is_one_line_at_its_new_price(
 
     changed_at, _, now = _drop(settings, arrived.id)
     _, second = smtp_server.mailbox(ANNA)
-    assert second.subject == "Athlon Flex: 1 new vehicle"
+    assert second.subject == f"1 new: {arrived.make} {arrived.model}"
     assert second.text.count(arrived.license_plate) == 1
     assert euro(now) in second.text
     assert "(was €" not in second.text
