@@ -37,6 +37,22 @@
         sent_at timestamptz
     );
 
+    -- One row per price drop (vehicle and the moment of its new price) per
+    -- recipient told about it, or being told by email message_id: claimed with the
+    -- outbox row in one transaction, like notifications. A drop of a car the same
+    -- email announces as new (at its new price) is recorded here too, so it is never
+    -- told twice.
+    create table if not exists notifier.price_drop_notifications (
+        vehicle_id text not null,
+        changed_at timestamptz not null,
+        recipient text not null,
+        notified_at timestamptz not null default now(),
+        message_id text,
+        primary key (vehicle_id, changed_at, recipient)
+    );
+    create index if not exists price_drop_notifications_message_id
+    on notifier.price_drop_notifications (message_id) where message_id is not null;
+
     create table if not exists notifier.recipients (
         recipient text primary key,
         registered_at timestamptz not null default now()

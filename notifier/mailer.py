@@ -13,17 +13,17 @@ import hashlib
 import logging
 import smtplib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
 from athlon_flex.settings import GMAIL_SMTP_HOST, Settings
-from notifier.render import RenderedEmail
+from notifier.render import RenderedEmail, rows_in_email_order, unsubscribe_address
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +106,43 @@ def message_id_for(
     return f"<{digest.hexdigest()[:40]}.athlon-flex@{domain}>"
 
 
+def message_id_for_rows(
+    recipient: str, rows: Sequence[Mapping[str, Any]], *, sender: str
+) -> str:
+    """message_id_for the rows' windows; a row that is not news of a new car adds
+    its kind and price, so a price drop of a car told before (same window) is a
+    message of its own, not the earlier one to a mail store."""
+    windows = []
+    for row in rows:
+        vehicle = str(row["vehicle_id"])
+        kind = row.get("alert_kind") or "new"
+        if kind != "new":
+            # The price version too: a car may drop to the same price twice.
+            vehicle += (
+                f"|{kind}|{row.get('price_per_month_in_euro')}|{row.get('changed_at')}"
+            )
+        windows.append((vehicle, row["available_since"]))
+    return message_id_for(recipient, windows, sender=sender)
+
+
 def compose(
     email: RenderedEmail, *, sender: str, recipient: str, message_id: str
 ) -> EmailMessage:
-    """A multipart/alternative message: our plain text first, our HTML preferred."""
+    """A multipart/alternative message: our plain text first, our HTML preferred.
+
+    List-Unsubscribe (RFC 2369) is a mailto: to the sender, who keeps the
+    subscriptions file; no List-Unsubscribe-Post (RFC 8058 one-click), which needs
+    an https URL this tool does not serve.
+    """
     message = EmailMessage()
     message["Subject"] = email.subject
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = message_id
+    unsubscribe = unsubscribe_address(sender, recipient)
+    if unsubscribe:
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message
@@ -124,6 +151,73 @@ def compose(
 def as_wire_bytes(message: EmailMessage) -> bytes:
     """The message exactly as it goes over SMTP (CRLF line ends), to store and send."""
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+# Gmail clips a message past about 102 KB (it shows "[Message clipped]" and hides
+# the rest); the whole message, both parts and headers, stays under this.
+MAX_EMAIL_BYTES = 100_000
+# The first try renders at most this many cars (a first run may have a thousand):
+# about what fits, so one or two tries usually settle it (encoding a message is
+# the slow part).
+FIRST_TRY_CARS = 40
+FIT_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class FittedEmail:
+    """A message under MAX_EMAIL_BYTES and the rows it shows (only those may be
+    claimed; the rest follow in the next message)."""
+
+    email: RenderedEmail
+    wire: bytes
+    message_id: str
+    shown: list[Mapping[str, Any]]
+    left_out: list[Mapping[str, Any]]
+
+
+def fit_email(
+    rows: Sequence[Mapping[str, Any]],
+    render: Callable[
+        [Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]], RenderedEmail
+    ],
+    *,
+    sender: str,
+    recipient: str,
+    limit: int = MAX_EMAIL_BYTES,
+) -> FittedEmail:
+    """As many of the rows (in the email's order) as fit in `limit` bytes, the
+    rest counted by `render(shown, left_out)`. At least one car is shown."""
+    ordered = rows_in_email_order(rows)
+
+    def build(count: int) -> FittedEmail:
+        shown, left_out = ordered[:count], ordered[count:]
+        email = render(shown, left_out)
+        message_id = message_id_for_rows(recipient, shown, sender=sender)
+        wire = as_wire_bytes(
+            compose(email, sender=sender, recipient=recipient, message_id=message_id)
+        )
+        return FittedEmail(email, wire, message_id, shown, left_out)
+
+    count = min(len(ordered), FIRST_TRY_CARS)
+    best: FittedEmail | None = None
+    tried: set[int] = set()
+    for _ in range(FIT_ATTEMPTS):
+        tried.add(count)
+        fitted = build(count)
+        size = len(fitted.wire)
+        if size <= limit and (best is None or count > len(best.shown)):
+            best = fitted
+        # Scale by bytes per car, aiming a little under the limit.
+        guess = max(1, min(len(ordered), int(count * limit * 0.97 / size)))
+        if size <= limit:
+            if count == len(ordered) or guess <= count:
+                break
+            count = guess
+        else:
+            count = max(1, min(count - 1, guess))
+        if count in tried:
+            break
+    return best if best is not None else build(1)
 
 
 def _text(reply: bytes | str) -> str:

@@ -7,7 +7,8 @@ link is only a link when it is http(s).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
@@ -19,6 +20,17 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from notifier.phrases import (
+    ALERT_KINDS,
+    BADGES,
+    SUBJECT_WORDS,
+    AlertKind,
+    alert_kind,
+    back_phrase,
+    lease_speed_phrase,
+    price_drop_phrase,
+)
+
 TEMPLATES = Path(__file__).parent / "templates"
 IMAGE_WIDTH_PLACEHOLDER = "[#width#]"
 MISSING = "-"
@@ -28,14 +40,17 @@ URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 @dataclass(frozen=True)
 class VehicleLine:
-    """One row of a cluster's table, every value ready to print."""
+    """One car of a cluster, every value ready to print.
+
+    `fields` holds every field of FIELDS (MISSING when unknown); the email shows a
+    field only when some car of the email has it (`Email.fields`).
+    """
 
     label: str
-    fiscal_value: str
-    monthly_price: str
-    contribution: str
-    net_cost: str
-    available_since: str
+    kind: AlertKind
+    badge: str
+    fields: dict[str, str]
+    notes: tuple[str, ...]  # back again, lease speed: one line each
     url: str | None
 
 
@@ -51,12 +66,42 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Remainder:
+    """Cars of a make and model left out of this message (they follow later)."""
+
+    make: str
+    model: str
+    count: int
+    url: str | None
+
+
+@dataclass(frozen=True)
 class RenderedEmail:
     """What goes into the message."""
 
     subject: str
     html: str
     text: str
+
+
+# The fields shown per car, in order: (name, how it is read from a row).
+FIELD_NAMES = (
+    "Monthly price",
+    "Colour",
+    "Fuel",
+    "Range",
+    "Mileage",
+    "Fiscal value",
+    "Contribution",
+    "Net cost",
+    "Available since",
+    "Available until",
+)
+
+# A subject longer than this is cut at a model: phones show about 40 to 70
+# characters, and with "Subject: " the header stays on one 78-character line
+# (a folded header reads back with a leading space in some tools).
+SUBJECT_MAX_CHARS = 68
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -133,10 +178,113 @@ def vehicle_label(row: Mapping[str, Any]) -> str:
     return f"{name}, {plate}" if plate else name
 
 
-def subject_for(count: int) -> str:
-    """`Athlon Flex: 3 new vehicles` (singular for one)."""
-    noun = "vehicle" if count == 1 else "vehicles"
-    return f"Athlon Flex: {count} new {noun}"
+def _kilometres(value: Any) -> str:
+    """`12.000 km`; `-` when unknown."""
+    amount = _amount(value)
+    if amount is None:
+        return MISSING
+    return f"{int(amount.to_integral_value(ROUND_HALF_UP)):,} km".replace(",", ".")
+
+
+def _plain(value: Any) -> str:
+    return MISSING if value is None or str(value).strip() == "" else str(value)
+
+
+def _fields(row: Mapping[str, Any], kind: AlertKind, timezone: str) -> dict[str, str]:
+    price = euro(row.get("price_per_month_in_euro"))
+    if kind == "price_drop":
+        price = price_drop_phrase(
+            price, euro(row.get("previous_price_per_month_in_euro"))
+        )
+    return {
+        "Monthly price": price,
+        "Colour": _plain(row.get("color")),
+        "Fuel": _plain(row.get("fuel_type")),
+        "Range": _kilometres(row.get("range_in_km")),
+        "Mileage": _kilometres(row.get("registered_mileage")),
+        "Fiscal value": euro(row.get("fiscal_value_in_euro")),
+        "Contribution": euro(row.get("contribution_in_euro")),
+        "Net cost": euro(row.get("net_cost_per_month_in_euro")),
+        "Available since": local_time(row.get("available_since"), timezone),
+        "Available until": local_time(row.get("available_until"), timezone),
+    }
+
+
+def _notes(row: Mapping[str, Any], kind: AlertKind, timezone: str) -> tuple[str, ...]:
+    notes = []
+    if kind == "back":
+        left = row.get("left_at")
+        notes.append(back_phrase(local_time(left, timezone) if left else None))
+    speed = lease_speed_phrase(row.get("lease_speed_median_hours"))
+    if speed:
+        notes.append(speed)
+    return tuple(notes)
+
+
+def vehicle_line(row: Mapping[str, Any], timezone: str) -> VehicleLine:
+    """One car as the email and the push text show it."""
+    kind = alert_kind(row)
+    return VehicleLine(
+        label=vehicle_label(row),
+        kind=kind,
+        badge=BADGES[kind],
+        fields=_fields(row, kind, timezone),
+        notes=_notes(row, kind, timezone),
+        url=safe_url(row.get("showroom_uri")),
+    )
+
+
+def _model_name(row: Mapping[str, Any]) -> str:
+    return f"{_text(row.get('make'))} {_text(row.get('model'))}"
+
+
+def subject_for(
+    rows: Sequence[Mapping[str, Any]], *, more: int = 0, limit: int = SUBJECT_MAX_CHARS
+) -> str:
+    """`3 new, 1 cheaper: Tesla Model 3, Kia EV6`: counts per kind, then the makes
+    and models with the most cars, as many as fit in `limit` characters.
+
+    `more` cars left for a later message are counted too (`, 930 more`).
+    """
+    kinds = Counter(alert_kind(row) for row in rows)
+    counts = [
+        f"{kinds[kind]} {SUBJECT_WORDS[kind]}" for kind in ALERT_KINDS if kinds[kind]
+    ]
+    if more:
+        counts.append(f"{more} more")
+    head = ", ".join(counts) or "nothing new"
+    models = Counter(_model_name(row) for row in rows)
+    names = [name for name, _ in sorted(models.items(), key=lambda i: (-i[1], i[0]))]
+    subject = head
+    for index, name in enumerate(names):
+        separator = ": " if index == 0 else ", "
+        rest = len(names) - index - 1
+        candidate = subject + separator + " ".join(name.split())
+        # Room for ", ..." when more models follow.
+        if len(candidate) + (5 if rest else 0) > limit:
+            return subject + (": ..." if index == 0 else ", ...")
+        subject = candidate
+    return subject
+
+
+def remainder(rows: Iterable[Mapping[str, Any]]) -> list[Remainder]:
+    """Counts per make and model, with the cluster's showroom page, alphabetical."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = (_text(row.get("make")), _text(row.get("model")))
+        grouped.setdefault(key, []).append(row)
+    return [
+        Remainder(
+            make,
+            model,
+            len(members),
+            next(
+                (u for r in members if (u := safe_url(r.get("cluster_showroom_uri")))),
+                None,
+            ),
+        )
+        for (make, model), members in sorted(grouped.items())
+    ]
 
 
 def group_clusters(
@@ -170,18 +318,7 @@ def group_clusters(
             (url for r in members if (url := safe_url(r.get("cluster_showroom_uri")))),
             None,
         )
-        lines = tuple(
-            VehicleLine(
-                label=vehicle_label(r),
-                fiscal_value=euro(r.get("fiscal_value_in_euro")),
-                monthly_price=euro(r.get("price_per_month_in_euro")),
-                contribution=euro(r.get("contribution_in_euro")),
-                net_cost=euro(r.get("net_cost_per_month_in_euro")),
-                available_since=local_time(r.get("available_since"), timezone),
-                url=safe_url(r.get("showroom_uri")),
-            )
-            for r in members
-        )
+        lines = tuple(vehicle_line(r, timezone) for r in members)
         clusters.append(Cluster(make, model, image, link, lines))
     return clusters
 
@@ -200,18 +337,60 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _shown_fields(clusters: Sequence[Cluster]) -> tuple[str, ...]:
+    """The fields some car of the email has: one unknown for all is left out
+    (Contribution and Net cost without a login)."""
+    return tuple(
+        name
+        for name in FIELD_NAMES
+        if any(
+            vehicle.fields[name] != MISSING
+            for cluster in clusters
+            for vehicle in cluster.vehicles
+        )
+    )
+
+
+def unsubscribe_address(sender: str | None, recipient: str | None) -> str | None:
+    """`mailto:` URI of the List-Unsubscribe header and the footer: the sender, with
+    a subject naming the recipient, for the operator who keeps the subscriptions."""
+    if not sender:
+        return None
+    subject = quote(f"unsubscribe {recipient}" if recipient else "unsubscribe")
+    return f"mailto:{sender}?subject={subject}"
+
+
 def render_email(
-    rows: Iterable[Mapping[str, Any]], *, image_width: int, timezone: str
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    image_width: int,
+    timezone: str,
+    left_out: Sequence[Mapping[str, Any]] = (),
+    sender: str | None = None,
+    recipient: str | None = None,
 ) -> RenderedEmail:
-    """The email for these windows (all for one recipient)."""
+    """The email for these windows (all for one recipient).
+
+    `left_out` are the recipient's other cars that did not fit this message: only
+    counted per make and model, they follow in the next one.
+    """
+    rows = list(rows)
     clusters = group_clusters(rows, image_width=image_width, timezone=timezone)
     count = sum(len(cluster.vehicles) for cluster in clusters)
+    kinds = Counter(vehicle.kind for c in clusters for vehicle in c.vehicles)
     context = {
-        "subject": subject_for(count),
+        "subject": subject_for(rows, more=len(left_out)),
         "count": count,
+        "kinds": [(SUBJECT_WORDS[k], kinds[k]) for k in ALERT_KINDS if kinds[k]],
         "clusters": clusters,
+        "fields": _shown_fields(clusters),
+        "left_out": remainder(left_out),
+        "left_out_count": len(left_out),
         "image_width": image_width,
         "timezone": timezone,
+        "sender": sender,
+        "recipient": recipient,
+        "unsubscribe": unsubscribe_address(sender, recipient),
     }
     environment = _environment()
     return RenderedEmail(
@@ -219,3 +398,92 @@ def render_email(
         html=environment.get_template("new_vehicles.html").render(context),
         text=environment.get_template("new_vehicles.txt").render(context),
     )
+
+
+# A push is read on a lock screen: Pushover takes 1,024 characters, Discord 2,000,
+# SMS 160 per part. Past this the rest is counted per make and model and follows
+# in the next push.
+PUSH_MAX_CHARS = 1000
+
+
+def _push_line(line: VehicleLine, make: str, model: str) -> str:
+    price = line.fields["Monthly price"]
+    if line.kind != "price_drop" and price != MISSING:
+        price = f"{price}/month"
+    parts = [f"{line.badge} {make} {model} {line.label}".strip() + f": {price}"]
+    if line.kind == "back":
+        parts.append(line.notes[0])
+    text = ", ".join(parts)
+    return f"{text} {line.url}" if line.url else text
+
+
+def render_push(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    timezone: str,
+    limit: int = PUSH_MAX_CHARS,
+) -> tuple[str, str, list[Mapping[str, Any]]]:
+    """(title, body, rows shown) of a push: one line per car, as many as fit in
+    `limit` characters, then the rest counted per make and model.
+
+    Only the rows shown are in the text; the caller claims those alone, and the
+    rest follow in the next push.
+    """
+    ordered = rows_in_email_order(rows)
+    if not ordered:
+        return subject_for([]), "", []
+    # As many whole lines as fit (only those are built: a first run has hundreds),
+    # then fewer while the count of the rest does not fit either.
+    lines: list[str] = []
+    used = 0
+    for row in ordered:
+        line = _one(_push_line(vehicle_line(row, timezone), *_make_model(row)))
+        if lines and used + 1 + len(line) > limit:
+            break
+        used += len(line) + (1 if lines else 0)
+        lines.append(line)
+    shown = len(lines)
+    while True:
+        rest = ordered[shown:]
+        tail = _push_remainder(rest)
+        body = "\n".join(lines[:shown] + ([tail] if tail else []))
+        if len(body) <= limit or shown == 1:
+            break
+        shown -= 1
+    # One car whose line alone is too long (API text) is cut, never dropped.
+    return subject_for(ordered[:shown], more=len(rest)), body[:limit], ordered[:shown]
+
+
+def _make_model(row: Mapping[str, Any]) -> tuple[str, str]:
+    return _text(row.get("make")), _text(row.get("model"))
+
+
+def _one(text: str) -> str:
+    """No newline inside a car's line (API text may hold one)."""
+    return " ".join(text.split())
+
+
+def _push_remainder(rest: Sequence[Mapping[str, Any]]) -> str:
+    if not rest:
+        return ""
+    counts = ", ".join(
+        f"{item.count} {item.make} {item.model}" for item in remainder(rest)
+    )
+    return _one(f"{len(rest)} more in the next message: {counts}")
+
+
+def rows_in_email_order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows in the order group_clusters shows them."""
+
+    def key(row: Mapping[str, Any]) -> tuple:
+        price = _amount(row.get("price_per_month_in_euro"))
+        return (
+            _text(row.get("make")),
+            _text(row.get("model")),
+            price is None,
+            price or Decimal(0),
+            str(row.get("license_plate") or ""),
+            str(row.get("vehicle_id")),
+        )
+
+    return sorted(rows, key=key)

@@ -29,8 +29,10 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import make_msgid
+from html import escape
 from typing import Any
 
 import psycopg2
@@ -42,14 +44,26 @@ from notifier.contract import CONSOLE_RECIPIENT
 from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
 from notifier.mailer import (
+    MAX_EMAIL_BYTES,
+    FittedEmail,
     Mailer,
     MailError,
     as_wire_bytes,
     compose,
-    message_id_for,
+    fit_email,
+    message_id_for_rows,
     transport_from_settings,
 )
-from notifier.render import euro, local_time, render_email, vehicle_label
+from notifier.phrases import BADGES, alert_kind
+from notifier.push import PushChannel, PushError, decode_message, encode_message
+from notifier.render import (
+    RenderedEmail,
+    euro,
+    local_time,
+    render_email,
+    render_push,
+    vehicle_label,
+)
 from notifier.schedule import last_digest_slot
 from notifier.subscriptions import (
     CADENCES,
@@ -69,6 +83,7 @@ class _Target:
     recipient: str
     channel: Channel
     subscription: Subscription | None  # None for the console
+    push: PushChannel | None = None  # for channel "push" (recipient = its key)
 
     @property
     def cadence(self) -> str:
@@ -90,6 +105,8 @@ class _Run:
     extra_filters: tuple[FilterSet, ...]
     # recipient → (first registered, baseline decided at or None)
     starts: Mapping[str, tuple[datetime, datetime | None]]
+    # (make, model) → median hours its cars stay (marts.vehicle_lease_speed)
+    lease_speeds: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -115,18 +132,33 @@ EMAIL_CHANNEL_KEY = "email_channel_since"
 
 
 def _targets(settings: Settings) -> list[_Target]:
-    """Email recipients when email is configured, else the console alone."""
+    """Email recipients when email is configured, each push channel; the console
+    alone when there is neither."""
     subscriptions = configured_subscriptions(settings)  # validates the file
+    targets = _push_targets(subscriptions)
     if settings.email_configured:
-        return [_Target(s.email, "email", s) for s in subscriptions]
-    if subscriptions:
+        return [
+            _Target(s.email, "email", s) for s in subscriptions if s.email
+        ] + targets
+    by_email = [s for s in subscriptions if s.email]
+    if by_email:
         log.warning(
             "Email is not configured (EMAIL_FROM plus SMTP_HOST or "
-            "GOOGLE_APP_PASSWORD): the %d subscription(s) are not used; new "
-            "vehicles go to the log only",
-            len(subscriptions),
+            "GOOGLE_APP_PASSWORD): the %d email subscription(s) are not used%s",
+            len(by_email),
+            "" if targets else "; new vehicles go to the log only",
         )
-    return [_Target(CONSOLE_RECIPIENT, "console", None)]
+    return targets or [_Target(CONSOLE_RECIPIENT, "console", None)]
+
+
+def _push_targets(subscriptions: Sequence[Subscription]) -> list[_Target]:
+    """Each Apprise URL of each recipient: a recipient key of its own, with its
+    owner's cadence and filters."""
+    return [
+        _Target(channel.key, "push", subscription, channel)
+        for subscription in subscriptions
+        for channel in subscription.push_channels()
+    ]
 
 
 def check_configuration(
@@ -189,6 +221,7 @@ def notify(
                 auto_baseline=auto_baseline,
                 extra_filters=extra,
                 starts=store.recipient_starts(conn, names),
+                lease_speeds=store.lease_speeds(conn),
             )
             transport = transport_from_settings(settings)
             with Mailer(transport) if transport else nullcontext() as mailer:
@@ -200,10 +233,14 @@ def notify(
                     if target.channel == "email"
                     and (error := _resend_safely(conn, target.recipient, mailer))
                 }
+                blocked.update(_resend_pushes(conn, ours))
                 pending = store.pending(conn, names) if names else []
                 rows_by_recipient: dict[str, list[dict[str, Any]]] = {}
                 for row in pending:
                     rows_by_recipient.setdefault(row["recipient"], []).append(row)
+                drops_by_recipient: dict[str, list[dict[str, Any]]] = {}
+                for drop in store.pending_price_drops(conn, names) if names else []:
+                    drops_by_recipient.setdefault(drop["recipient"], []).append(drop)
                 for target in ours:
                     if target.recipient in blocked:
                         results.append(
@@ -215,7 +252,10 @@ def notify(
                         )
                         continue
                     rows = rows_by_recipient.get(target.recipient, [])
-                    results.append(_serve_safely(conn, target, rows, run, mailer))
+                    drops = drops_by_recipient.get(target.recipient, [])
+                    results.append(
+                        _serve_safely(conn, target, rows, run, mailer, drops)
+                    )
     except (DatabaseError, psycopg2.Error) as error:
         done = f" Already done: {summary()}." if results else ""
         raise NotifyError(
@@ -281,7 +321,7 @@ def _resend_unsent(
         if mailer is None:  # email configured implies a transport; be explicit
             return "an earlier email waits to be resent, but email is not configured"
         log.info(
-            "Resending %s to %s (%d window(s)): an earlier run wrote it and may "
+            "Resending %s to %s (%d car(s)): an earlier run wrote it and may "
             "not have sent it",
             message_id,
             recipient,
@@ -324,10 +364,11 @@ def _serve_safely(
     rows: Sequence[dict[str, Any]],
     run: _Run,
     mailer: Mailer | None,
+    drops: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
     """_serve, with any failure but the database's kept to this recipient."""
     try:
-        return _serve(conn, target, rows, run, mailer)
+        return _serve(conn, target, rows, run, mailer, drops)
     except (DatabaseError, psycopg2.Error, NotifyError):
         raise
     except Exception as error:  # one recipient's bad row or bug must not stop the rest
@@ -348,12 +389,19 @@ def _serve(
     rows: Sequence[dict[str, Any]],
     run: _Run,
     mailer: Mailer | None,
+    drops: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
-    """One recipient's turn: baseline, or filter → log → send → record."""
+    """One recipient's turn: baseline, or filter → log → send → record.
+
+    `rows` are their windows not yet told (vehicles_to_notify), `drops` their price
+    drops not yet told (store.pending_price_drops); see _price_drops for which
+    drops are a line of their own.
+    """
     recipient = target.recipient
     settings = run.settings
     if run.force_baseline:
-        recorded = store.decide_baseline(conn, recipient, rows)
+        # Everything open is old news, its drops included.
+        recorded = store.decide_baseline(conn, recipient, rows, drops)
         log.info(
             "Baseline for %s: recorded %d open window(s) as notified without sending",
             recipient,
@@ -370,7 +418,13 @@ def _serve(
         old_news = [
             r for r in rows if run.auto_baseline and r["available_since"] < registered
         ]
-        baselined = store.decide_baseline(conn, recipient, old_news)
+        old_drops = [
+            d for d in drops if run.auto_baseline and d["changed_at"] < registered
+        ]
+        baselined = store.decide_baseline(conn, recipient, old_news, old_drops)
+        drops = [
+            d for d in drops if not run.auto_baseline or d["changed_at"] >= registered
+        ]
         if baselined:
             log.info(
                 "Baseline for %s: %d window(s) opened before they subscribed, "
@@ -385,48 +439,56 @@ def _serve(
         ]
 
     timezone = settings.notify_timezone
+    # Windows still untold (after the baseline): a drop of one of those cars is
+    # no line of its own, the car is announced as new at its new price.
+    untold = {(row["vehicle_id"], row["available_since"]) for row in rows}
     if target.subscription is not None:
         digest_time, timezone = target.subscription.digest_time(settings)
         if target.cadence == "daily":
             slot = last_digest_slot(digest_time, timezone, run.now)
             rows = [row for row in rows if row["available_since"] < slot]
+            drops = [drop for drop in drops if drop["changed_at"] < slot]
 
     chosen = [
         row
         for row in rows
         if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
     ]
-    if not chosen:
+    folded, cheaper = _price_drops(target, drops, untold, chosen, run)
+    if not chosen and not cheaper:
         return RecipientSummary(
             recipient, target.channel, recorded=baselined, baselined=baselined
         )
-    for row in chosen:
-        log.info("New for %s: %s", recipient, _describe_vehicle(row, timezone))
+    lines = _with_lease_speed([*chosen, *cheaper], run.lease_speeds)
+    told_drops = [*folded, *cheaper]
+    for row in lines:
+        log.info(
+            "%s for %s: %s",
+            BADGES[alert_kind(row)].capitalize(),
+            recipient,
+            _describe_vehicle(row, timezone),
+        )
+
+    if target.channel == "push":
+        return _push(conn, target, lines, folded, timezone, baselined)
 
     if target.channel == "console":
-        recorded = store.record(conn, recipient, chosen)
+        recorded = store.record(conn, recipient, chosen, told_drops)
         return RecipientSummary(
             recipient,
             target.channel,
-            vehicles=len(chosen),
+            vehicles=len(lines),
             recorded=recorded + baselined,
             baselined=baselined,
         )
 
     assert mailer is not None  # email_configured implies a transport
-    email = render_email(
-        chosen, image_width=settings.notify_image_width, timezone=timezone
-    )
-    sender = mailer.transport.sender
-    message_id = message_id_for(
-        recipient,
-        [(row["vehicle_id"], row["available_since"]) for row in chosen],
-        sender=sender,
-    )
-    wire = as_wire_bytes(
-        compose(email, sender=sender, recipient=recipient, message_id=message_id)
-    )
-    claimed = store.write_intent(conn, recipient, message_id, wire, chosen)
+    fitted = _fit_email(lines, settings, timezone, mailer.transport.sender, recipient)
+    email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
+    # Only the cars the email shows are claimed; the rest stay to notify and go
+    # in the next run's email.
+    windows, told_drops = _carried(fitted.shown, folded)
+    claimed = store.write_intent(conn, recipient, message_id, wire, windows, told_drops)
     try:
         mailer.send(wire, recipient)
     except MailError as error:
@@ -439,7 +501,7 @@ def _serve(
         return RecipientSummary(
             recipient,
             target.channel,
-            vehicles=len(chosen),
+            vehicles=len(lines),
             recorded=baselined,
             baselined=baselined,
             error=str(error),
@@ -450,7 +512,266 @@ def _serve(
         recipient,
         target.channel,
         emails_sent=1,
-        vehicles=len(chosen),
+        vehicles=len(fitted.shown),
         recorded=claimed + baselined,
         baselined=baselined,
     )
+
+
+def _price_drops(
+    target: _Target,
+    drops: Sequence[dict[str, Any]],
+    untold: set[tuple[str, datetime]],
+    chosen: Sequence[dict[str, Any]],
+    run: _Run,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """This recipient's pending price drops as (folded, cheaper).
+
+    `folded`: drops of cars this very message announces as new or back (already
+    at the new price): recorded with it, never a line of their own, so a car that
+    came and got cheaper between two runs is one line. A drop of a car still
+    untold but not in this message (filtered out, or after the digest's slot)
+    waits with its car. `cheaper`: drops of cars the recipient already knows of
+    that meet their threshold (`price_drop_percent` / `price_drop_euro`) and
+    their filters; the console, which has no thresholds, logs every drop. The
+    rest stays pending: a lowered threshold or a change of filters may want them.
+    """
+    announced = {(row["vehicle_id"], row["available_since"]) for row in chosen}
+    folded: list[dict[str, Any]] = []
+    cheaper: list[dict[str, Any]] = []
+    subscription = target.subscription
+    for drop in drops:
+        window = (drop["vehicle_id"], drop["available_since"])
+        if window in untold:
+            if window in announced:
+                folded.append(drop)
+            continue
+        if subscription is None:
+            wanted = True
+        else:
+            wanted = subscription.drop_is_worth_telling(
+                drop["previous_price_per_month_in_euro"],
+                drop["price_per_month_in_euro"],
+            )
+        if (
+            wanted
+            and matches_any(target.filters, drop)
+            and matches_any(run.extra_filters, drop)
+        ):
+            cheaper.append(drop)
+    return folded, cheaper
+
+
+def _with_lease_speed(
+    rows: Sequence[dict[str, Any]], speeds: Mapping[tuple[str, str], float]
+) -> list[dict[str, Any]]:
+    """Each row with `lease_speed_median_hours` of its make and model (or None)."""
+    return [
+        {**row, "lease_speed_median_hours": speeds.get((row["make"], row["model"]))}
+        for row in rows
+    ]
+
+
+def _carried(
+    shown: Sequence[Mapping[str, Any]], folded: Sequence[dict[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(windows, price drops) a message showing these lines carries: each car it
+    announces as new or back, each drop line, and each drop folded into a car it
+    announces. A line left out for the next message claims nothing."""
+    windows = [row for row in shown if alert_kind(row) != "price_drop"]
+    announced = {(row["vehicle_id"], row["available_since"]) for row in windows}
+    drops = [row for row in shown if alert_kind(row) == "price_drop"]
+    drops += [
+        drop
+        for drop in folded
+        if (drop["vehicle_id"], drop["available_since"]) in announced
+    ]
+    return windows, drops
+
+
+def _fit_email(
+    rows: Sequence[dict[str, Any]],
+    settings: Settings,
+    timezone: str,
+    sender: str,
+    recipient: str,
+) -> FittedEmail:
+    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.fit_email)."""
+
+    def render(shown: Sequence[Any], left_out: Sequence[Any]) -> RenderedEmail:
+        return render_email(
+            shown,
+            image_width=settings.notify_image_width,
+            timezone=timezone,
+            left_out=left_out,
+            sender=sender,
+            recipient=recipient,
+        )
+
+    fitted = fit_email(rows, render, sender=sender, recipient=recipient)
+    if fitted.left_out:
+        log.info(
+            "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
+            "%d go in the next run's email",
+            recipient,
+            len(fitted.shown),
+            len(rows),
+            MAX_EMAIL_BYTES,
+            len(fitted.left_out),
+        )
+    return fitted
+
+
+# Push channels (notifier/push.py): the email's exactly-once path with a short text
+# instead of an email. The outbox keeps the text (push.encode_message) under a
+# message id derived from the channel key and the windows; a crash after the claim
+# leaves an unmarked row that the next run sends again as it was. A push service
+# keeps no Message-ID, so that crash (between the service's acceptance and the
+# mark) can show one push twice; it never loses one. A push the service does not
+# accept on its first attempt releases its windows for the next run.
+PUSH_SENDER = "push@athlon-flex.invalid"
+
+
+def _push(
+    conn: psycopg2.extensions.connection,
+    target: _Target,
+    rows: Sequence[dict[str, Any]],
+    folded: Sequence[dict[str, Any]],
+    timezone: str,
+    baselined: int,
+) -> RecipientSummary:
+    """Claim, send, mark one push to one channel; the rows that do not fit in the
+    text are not claimed (they go in the next run's push)."""
+    channel = target.push
+    assert channel is not None
+    title, body, shown = render_push(rows, timezone=timezone)
+    message_id = message_id_for_rows(target.recipient, shown, sender=PUSH_SENDER)
+    windows, drops = _carried(shown, folded)
+    claimed = store.write_intent(
+        conn, target.recipient, message_id, encode_message(title, body), windows, drops
+    )
+    try:
+        channel.send(title, body)
+    except PushError as error:
+        store.drop_intent(conn, message_id)
+        log.error(
+            "Push to %s failed: %s. Nothing recorded for it; the next run tries again",
+            channel.describe(),
+            error,
+        )
+        return RecipientSummary(
+            target.recipient,
+            "push",
+            vehicles=len(shown),
+            recorded=baselined,
+            baselined=baselined,
+            error=str(error),
+        )
+    store.mark_sent(conn, message_id)
+    log.info("Pushed to %s: %s (%s)", channel.describe(), title, message_id)
+    return RecipientSummary(
+        target.recipient,
+        "push",
+        pushes_sent=1,
+        vehicles=len(shown),
+        recorded=claimed + baselined,
+        baselined=baselined,
+    )
+
+
+def _resend_pushes(
+    conn: psycopg2.extensions.connection, targets: Sequence[_Target]
+) -> dict[str, str]:
+    """Send again each push written to the outbox and never marked sent; channel
+    key → error for the channels whose resend failed (they get nothing new this
+    run; the push stays in the outbox)."""
+    blocked: dict[str, str] = {}
+    for target in targets:
+        if target.channel != "push" or target.push is None:
+            continue
+        for message_id, message, windows in store.unsent(conn, target.recipient):
+            log.info(
+                "Pushing %s to %s again (%d window(s)): an earlier run wrote it and "
+                "may not have sent it",
+                message_id,
+                target.push.describe(),
+                windows,
+            )
+            try:
+                target.push.send(*decode_message(message))
+            except (DatabaseError, psycopg2.Error):
+                raise
+            except Exception as error:  # PushError, or a bug: keep it to this channel
+                reason = (
+                    str(error)
+                    if isinstance(error, PushError)
+                    else _one_line(f"{type(error).__name__}: {error}")
+                )
+                log.error("Push again failed: %s. It stays in the outbox", reason)
+                blocked[target.recipient] = reason
+                break
+            store.mark_sent(conn, message_id)
+    return blocked
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    """How one channel took `athlon-flex notify --test`'s message."""
+
+    channel: str  # an address, a push channel's description, or "console"
+    kind: Channel
+    error: str | None = None
+
+    def __str__(self) -> str:
+        state = "ok    " if self.error is None else "FAILED"
+        reason = f": {self.error}" if self.error else ""
+        return f"{state} {self.kind:<7} {self.channel}{reason}"
+
+
+TEST_SUBJECT = "Athlon Flex: test message"
+
+
+def send_test_messages(settings: Settings) -> list[ChannelCheck]:
+    """A test message to every configured channel (each email recipient, each push
+    channel, or the console); one check each. Touches no database, records
+    nothing: the windows a later run sends are the same as without the test."""
+    checks: list[ChannelCheck] = []
+    targets = _targets(settings)
+    transport = transport_from_settings(settings)
+    with Mailer(transport) if transport else nullcontext() as mailer:
+        for target in targets:
+            checks.append(_test_one(target, mailer))
+    return checks
+
+
+def _test_one(target: _Target, mailer: Mailer | None) -> ChannelCheck:
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    body = (
+        f"This is a test message of athlon-flex-notifier, sent {when}: this "
+        "channel works. Nothing was recorded; cars that match your filters come "
+        "in their own messages."
+    )
+    if target.channel == "console":
+        log.info("Test message to the console (log): %s", body)
+        return ChannelCheck(CONSOLE_RECIPIENT, "console")
+    if target.channel == "push":
+        assert target.push is not None
+        try:
+            target.push.send(TEST_SUBJECT, body)
+        except PushError as error:
+            return ChannelCheck(target.push.describe(), "push", str(error))
+        return ChannelCheck(target.push.describe(), "push")
+    assert mailer is not None  # email targets exist only with a transport
+    sender = mailer.transport.sender
+    html = f"<!DOCTYPE html><html><body><p>{escape(body)}</p></body></html>"
+    message = compose(
+        RenderedEmail(TEST_SUBJECT, html, body),
+        sender=sender,
+        recipient=target.recipient,
+        message_id=make_msgid(domain=sender.rpartition("@")[2] or None),
+    )
+    try:
+        mailer.send(as_wire_bytes(message), target.recipient)
+    except MailError as error:
+        return ChannelCheck(target.recipient, "email", str(error))
+    return ChannelCheck(target.recipient, "email")

@@ -8,19 +8,29 @@ entry stops the run with a message naming the recipient and the key.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from athlon_flex.addresses import normalize_address
 from athlon_flex.settings import Settings
 from athlon_flex.time_zones import TimeZoneName
 from notifier.errors import NotifyConfigurationError
 from notifier.filters import FilterSet
+from notifier.push import PushChannel, check_url
 
 Cadence = Literal["instant", "daily"]
 CADENCES: tuple[Cadence, ...] = ("instant", "daily")
@@ -36,24 +46,79 @@ def _as_alternatives(value: Any) -> Any:
 
 
 class Subscription(BaseModel):
-    """One recipient: an email address, when to send, and what they want."""
+    """One recipient: an email address and/or push channels, when to send, and
+    what they want."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    email: str
+    email: str | None = None
+    # For people and channels: who this is when there is no email (logs, errors).
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    # Apprise URLs (notifier/push.py), each a push channel of its own. Secrets:
+    # never shown in an error or log.
+    apprise: tuple[str, ...] = ()
     cadence: Cadence = "instant"
     # Only for cadence `daily`; default NOTIFY_DAILY_TIME in NOTIFY_TIMEZONE.
     daily_time: time | None = None
     timezone: TimeZoneName | None = None
     filters: tuple[FilterSet, ...] = ()
+    # Price drops, opt-in: a car they would be told about (filters apply) that gets
+    # this much cheaper during its stay; either threshold met is enough.
+    price_drop_percent: float | None = Field(default=None, gt=0, lt=100)
+    price_drop_euro: float | None = Field(default=None, gt=0)
 
     _filters_as_list = field_validator("filters", mode="before")(_as_alternatives)
 
     @field_validator("email", mode="before")
     @classmethod
-    def _address_follows_the_rule(cls, value: Any) -> str:
+    def _address_follows_the_rule(cls, value: Any) -> str | None:
         # The same rule as EMAIL_TO (athlon_flex/addresses.py): lower case, no CR/LF.
-        return normalize_address(value)
+        return None if value is None else normalize_address(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_line(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.strip() or re.search(r"[\x00-\x1f\x7f]", value)
+        ):
+            raise ValueError("a name is one line of text")
+        return value
+
+    @field_validator("apprise", mode="before")
+    @classmethod
+    def _urls_apprise_knows(cls, value: Any) -> Any:
+        # One URL or a list; each must be one Apprise recognises. The error never
+        # quotes a URL (pydantic would show the input: it is cleared below).
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ValueError("apprise: a URL or a list of URLs")
+        for index, url in enumerate(value):
+            try:
+                check_url(url)
+            except ValueError as error:
+                raise ValueError(f"URL #{index + 1}: {error}") from None
+        urls = [url.strip() for url in value]
+        if len(set(urls)) != len(urls):
+            raise ValueError("the same URL is listed twice")
+        return tuple(urls)
+
+    @model_validator(mode="after")
+    def _reachable_and_named(self) -> Subscription:
+        if self.email is None and not self.apprise:
+            raise ValueError("give an `email`, `apprise` URLs, or both")
+        if self.email is None and self.name is None:
+            raise ValueError("a recipient without `email` needs a `name`")
+        return self
+
+    @property
+    def who(self) -> str:
+        """How logs and errors name this recipient: their name, else their email."""
+        return self.name or self.email or "?"
+
+    def push_channels(self) -> tuple[PushChannel, ...]:
+        """Each Apprise URL as a channel of its own (notifier/push.py)."""
+        return tuple(PushChannel(url, self.who) for url in self.apprise)
 
     @field_validator("daily_time", mode="before")
     @classmethod
@@ -62,6 +127,32 @@ class Subscription(BaseModel):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError('write the time as quoted text, e.g. "07:30"')
         return value
+
+    @property
+    def wants_price_drops(self) -> bool:
+        return self.price_drop_percent is not None or self.price_drop_euro is not None
+
+    def drop_is_worth_telling(self, previous: Any, now: Any) -> bool:
+        """Whether a drop from `previous` to `now` (monthly euro) meets either of
+        this recipient's thresholds; never without a threshold or usable prices."""
+        try:
+            before, after = float(previous), float(now)
+        except (TypeError, ValueError):
+            return False
+        if not (math.isfinite(before) and math.isfinite(after)) or before <= 0:
+            return False
+        drop = before - after
+        if drop <= 0:
+            return False
+        # A small tolerance: 539 → 512.05 is 5% although floats say 4.999...
+        by_percent = (
+            self.price_drop_percent is not None
+            and 100 * drop / before >= self.price_drop_percent - 1e-9
+        )
+        by_euro = (
+            self.price_drop_euro is not None and drop >= self.price_drop_euro - 1e-9
+        )
+        return by_percent or by_euro
 
     def digest_time(self, settings: Settings) -> tuple[time, str]:
         """(local time, time zone) of this recipient's daily digest."""
@@ -85,11 +176,29 @@ class SubscriptionsFile(BaseModel):
         # rather than merged: their cadences and filters may disagree.
         seen: set[str] = set()
         for subscription in value:
+            if subscription.email is None:
+                continue
             if subscription.email in seen:
                 raise ValueError(
                     f"{subscription.email!r} is listed twice (addresses ignore case)"
                 )
             seen.add(subscription.email)
+        # A push channel (and a name) belongs to one recipient: two would share
+        # one recipient key and one record of what was sent.
+        channels: set[str] = set()
+        names: set[str] = set()
+        for subscription in value:
+            for channel in subscription.push_channels():
+                if channel.key in channels:
+                    raise ValueError(
+                        f"an Apprise URL of {subscription.who} ({channel.key}) is "
+                        "also another recipient's"
+                    )
+                channels.add(channel.key)
+            if subscription.name is not None:
+                if subscription.name.lower() in names:
+                    raise ValueError(f"the name {subscription.name!r} is used twice")
+                names.add(subscription.name.lower())
         return value
 
 
@@ -104,6 +213,8 @@ def _entry_name(raw: Any, loc: Sequence[int | str]) -> str:
                 # Only an address that passes the rule: a bad one is quoted in the
                 # error itself, and its CR/LF must not reach the one-line message.
                 address = f" ({normalize_address(entry['email'])})"
+            elif isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                address = f" ({' '.join(entry['name'].split())[:100]})"
         except (KeyError, IndexError, TypeError, ValueError):
             pass
         rest = ".".join(str(part) for part in loc[2:])
@@ -121,6 +232,16 @@ def _describe(
     )
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What YAML found wrong and where, without the quoted line PyYAML adds: that
+    line may hold an Apprise URL, and its token must not reach the error."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{error.problem or error.context or 'unreadable'}{where}"
+    return type(error).__name__
+
+
 def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
     """Read and validate the subscriptions file; one line naming what is wrong."""
     nothing_sent = "nothing was sent or recorded"
@@ -135,7 +256,8 @@ def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise NotifyConfigurationError(
-            f"Subscriptions file {path} is not valid YAML ({error}); {nothing_sent}."
+            f"Subscriptions file {path} is not valid YAML ({_yaml_problem(error)}); "
+            f"{nothing_sent}."
         ) from None
     try:
         parsed = SubscriptionsFile.model_validate(raw)

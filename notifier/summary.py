@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Channel = Literal["email", "console"]
+Channel = Literal["email", "push", "console"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class RecipientSummary:
     recipient: str
     channel: Channel
     emails_sent: int = 0
+    pushes_sent: int = 0
     vehicles: int = 0  # vehicles in the email (or the log, for the console)
     recorded: int = 0  # rows added to notifier.notifications, baselined ones included
     baselined: int = 0  # of which recorded without being sent
@@ -27,6 +28,8 @@ class RecipientSummary:
         parts = []
         if self.channel == "email":
             parts.append(f"{self.emails_sent} email{'s' * (self.emails_sent != 1)}")
+        elif self.channel == "push":
+            parts.append(f"{self.pushes_sent} push{'es' * (self.pushes_sent != 1)}")
         parts.append(f"{self.vehicles} vehicle{'s' * (self.vehicles != 1)}")
         parts.append(f"{self.recorded} recorded")
         if self.baselined:
@@ -45,6 +48,10 @@ class NotifySummary:
     @property
     def emails_sent(self) -> int:
         return sum(item.emails_sent for item in self.recipients)
+
+    @property
+    def pushes_sent(self) -> int:
+        return sum(item.pushes_sent for item in self.recipients)
 
     @property
     def vehicles(self) -> int:
@@ -67,9 +74,10 @@ class NotifySummary:
 
     def __str__(self) -> str:
         mode = "baseline" if self.baseline else self.cadence
+        pushes = f", {self.pushes_sent} pushes sent" if self.pushes_sent else ""
         head = (
-            f"notify ({mode}): {self.emails_sent} emails sent, {self.vehicles} "
-            f"vehicles, {self.recorded} recorded"
+            f"notify ({mode}): {self.emails_sent} emails sent{pushes}, "
+            f"{self.vehicles} vehicles, {self.recorded} recorded"
         )
         if not self.recipients:
             return head + " (no recipients for this cadence)"

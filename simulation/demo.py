@@ -3,8 +3,9 @@
 Starts the simulated showroom and an embedded PostgreSQL of its own (under
 ATHLON_DATA_DIR/demo, so the user's real history is never touched), then runs a few
 cycles while the showroom changes: cars leave, arrive, return and change price. After
-each cycle it prints what the notifier found new. Email is off: the console channel
-shows and records everything.
+each cycle it prints what the notifier told: NEW cars, cars BACK again (with when
+they left) and CHEAPER ones (now and was). Email is off: the console channel shows
+and records everything, every price drop included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 
 from athlon_flex.database import connect, ensure_postgres, recreate_database
 from athlon_flex.settings import Settings
+from notifier.phrases import BADGES, back_phrase, price_drop_phrase
+from notifier.render import euro
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +48,21 @@ def _fresh_demo_settings(settings: Settings, api_url: str) -> Settings:
 
 
 def _news_since(settings: Settings, since: datetime) -> list[tuple]:
-    """Windows the notifier recorded since `since`, with what a person would read."""
+    """What the notifier recorded since `since`, as (badge, car, what to read).
+
+    New and back-again cars from notifier.notifications (back: the car had an
+    earlier window, and when that ended), price drops from
+    notifier.price_drop_notifications with the price before and after.
+    """
     with connect(ensure_postgres(settings)) as conn, conn.cursor() as cursor:
         cursor.execute(
             """
             select a.make, a.model, a.type, a.license_plate,
-                   a.price_per_month_in_euro, a.available_since
+                   a.price_per_month_in_euro, a.available_since,
+                   (select max(e.available_until)
+                    from marts.vehicle_availability as e
+                    where e.vehicle_id = a.vehicle_id
+                        and e.available_since < a.available_since) as left_at
             from notifier.notifications as n
             join marts.vehicle_availability as a
                 on a.vehicle_id = n.vehicle_id
@@ -60,7 +72,36 @@ def _news_since(settings: Settings, since: datetime) -> list[tuple]:
             """,
             (since,),
         )
-        return cursor.fetchall()
+        windows = cursor.fetchall()
+        cursor.execute(
+            """
+            select c.make, c.model, c.type, c.license_plate,
+                   c.price_per_month_in_euro, c.previous_price_per_month_in_euro
+            from notifier.price_drop_notifications as p
+            join marts.vehicle_price_changes as c
+                on c.vehicle_id = p.vehicle_id and c.changed_at = p.changed_at
+            where p.notified_at >= %s
+            order by c.make, c.model, c.license_plate
+            """,
+            (since,),
+        )
+        drops = cursor.fetchall()
+    news = []
+    for make, model, type_, plate, price, available_since, left_at in windows:
+        car = f"{make} {model} {type_} [{plate}]"
+        if left_at is None:
+            read = (
+                f"{euro(price)}/month, available since {available_since:%H:%M:%S} UTC"
+            )
+            news.append((BADGES["new"], car, read))
+        else:
+            news.append((BADGES["back"], car, back_phrase(f"{left_at:%H:%M:%S} UTC")))
+    for make, model, type_, plate, price, previous in drops:
+        car = f"{make} {model} {type_} [{plate}]"
+        news.append(
+            (BADGES["price_drop"], car, price_drop_phrase(euro(price), euro(previous)))
+        )
+    return news
 
 
 def _windows(settings: Settings) -> tuple[int, int, int]:
@@ -113,11 +154,8 @@ def run_demo(
             )
             if not news:
                 echo("   nothing new to notify")
-            for make, model, type_, plate, price, since in news:
-                echo(
-                    f"   NEW  {make} {model} {type_} [{plate}] "
-                    f"EUR {price:,.2f}/month, available since {since:%H:%M:%S} UTC"
-                )
+            for badge, car, read in news:
+                echo(f"   {badge:<4} {car} {read}")
     echo("")
     echo(
         "Done. The demo's history stays in its own database; browse it with "

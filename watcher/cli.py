@@ -167,13 +167,36 @@ def notify(
             ),
         ),
     ] = False,
+    test: Annotated[
+        bool,
+        typer.Option(
+            "--test",
+            help=(
+                "Send a test message to every configured channel (each email "
+                "recipient, each push URL, or the console), print which worked; "
+                "records nothing."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Email (and log) the availability windows recipients have not heard of yet."""
     settings = _settings()
-    from notifier.stage import check_configuration
+    from notifier.stage import check_configuration, send_test_messages
     from notifier.stage import notify as notify_stage
 
     _run_stage(lambda: check_configuration(settings))
+    if test:
+        checks = _run_stage(lambda: send_test_messages(settings))
+        for check in checks:
+            typer.echo(str(check))
+        failed = [check for check in checks if check.error]
+        if failed:
+            typer.echo(
+                f"error: {len(failed)} of {len(checks)} channel(s) failed the test",
+                err=True,
+            )
+            raise typer.Exit(code=1)
+        return
     if cadence not in ("instant", "daily"):
         typer.echo("error: --cadence must be `instant` or `daily`", err=True)
         raise typer.Exit(code=2)

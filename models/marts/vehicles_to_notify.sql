@@ -21,16 +21,39 @@ open_windows as (
     where is_available
 ),
 
+-- A car whose earlier stay ended is back, not new: when it last left. A lookup per
+-- open window on the (vehicle_id, available_since) index, not a window function
+-- over the whole history, so reading this view stays cheap as the history grows.
+-- The table itself, not the import CTE: a CTE read twice is materialized, and the
+-- lookup would scan all of it once per open window.
+open_windows_with_previous_stay as (
+    select
+        open_windows.*,
+        previous_stay.left_at
+    from open_windows
+    left join lateral (
+        select max(earlier.available_until) as left_at
+        from {{ ref('vehicle_availability') }} as earlier
+        where
+            earlier.vehicle_id = open_windows.vehicle_id
+            and earlier.available_since < open_windows.available_since
+    ) as previous_stay on true
+),
+
 recipient_windows as (
     select
         recipients.recipient,
-        open_windows.*
+        open_windows_with_previous_stay.*
     from recipients
-    cross join open_windows
+    cross join open_windows_with_previous_stay
 ),
 
 final as (
-    select recipient_windows.*
+    select
+        recipient_windows.*,
+        case
+            when recipient_windows.left_at is null then 'new' else 'back'
+        end as alert_kind
     from recipient_windows
     left join notifications
         on

@@ -261,7 +261,12 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
             " order by ordinal_position",
         )
         assert tuple(name for (name,) in built) == model_columns(mart)
-    assert model_columns("vehicles_to_notify") == ("recipient", *VEHICLE_ATTRIBUTES)
+    assert model_columns("vehicles_to_notify") == (
+        "recipient",
+        *VEHICLE_ATTRIBUTES,
+        "left_at",
+        "alert_kind",
+    )
     # on-run-start created the notifier's tables, so its view exists and is empty.
     assert query(raw_db, "select count(*) from marts.vehicles_to_notify") == [(0,)]
     assert query(
@@ -272,6 +277,7 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
         ("notifications",),
         ("outbox",),
         ("pipeline_health",),
+        ("price_drop_notifications",),
         ("recipients",),
         ("state",),
     ]
@@ -284,7 +290,7 @@ def test_first_build_on_empty_raw_tables_succeeds_and_unit_tests_pass(settings, 
 
     # The unit tests (not part of the ten-minute build) run on the built database.
     unit = run_unit_tests(settings)
-    assert (unit.tests_passed, unit.tests_failed) == (12, 0)
+    assert (unit.tests_passed, unit.tests_failed) == (14, 0)
 
 
 def test_build_without_raw_tables_says_to_run_the_load_first(settings, db):

@@ -75,7 +75,7 @@ def test_a_config_slip_never_deletes_a_recipient_or_loses_a_car(
     run_cycle(settings)  # the setting is back
 
     (mail,) = smtp_server.messages
-    assert mail.subject == "Athlon Flex: 2 new vehicles"
+    assert mail.subject.startswith("2 new: ")
     assert_nothing_lost_or_doubled(
         settings, catalog, _texts(smtp_server, ANNA), left={v.id for v in left}
     )
@@ -104,7 +104,7 @@ def test_one_mailbox_in_several_spellings_gets_each_car_once(
     run_cycle(settings)
 
     assert len(smtp_server.messages) == 2
-    assert smtp_server.messages[1].subject == "Athlon Flex: 1 new vehicle"
+    assert smtp_server.messages[1].subject.startswith("1 new: ")
     assert arrived.license_plate in smtp_server.messages[1].text
     assert query(settings, "select recipient from notifier.recipients") == [(ANNA,)]
     assert_nothing_lost_or_doubled(
@@ -183,7 +183,7 @@ def test_a_catastrophic_filter_runs_in_linear_time_and_unrunnable_ones_are_refus
 
     bob_mail = smtp_server.mailbox(BOB)
     assert len(bob_mail) == 1
-    assert bob_mail[0].subject == "Athlon Flex: 1 new vehicle"
+    assert bob_mail[0].subject.startswith("1 new: ")
     assert matching.license_plate in bob_mail[0].text
     assert near_miss.license_plate not in bob_mail[0].text
     assert_nothing_lost_or_doubled(settings, catalog, _texts(smtp_server, ANNA))
@@ -297,7 +297,7 @@ def test_a_car_back_after_the_grace_period_is_news_again(
         (leased.id,),
     ) == [(gone_at,), (None,)]
     assert len(smtp_server.messages) == 2
-    assert smtp_server.messages[1].subject == "Athlon Flex: 1 new vehicle"
+    assert smtp_server.messages[1].subject.startswith("1 new: ")
     assert leased.license_plate in smtp_server.messages[1].text
     # Once per window: the returned car is in both emails, every other in the first.
     assert_nothing_lost_or_doubled(

@@ -205,7 +205,7 @@ def test_stack_setup_and_one_cycle_run_as_their_own_roles_over_tcp(
     assert "notify:" in cycle.stdout
     (mail,) = smtp_server.messages
     assert mail.rcpt_tos == ("anna@example.nl",)
-    assert mail.subject == f"Athlon Flex: {len(fake_api.catalog.vehicles)} new vehicles"
+    assert mail.subject.startswith(f"{len(fake_api.catalog.vehicles)} new: ")
 
     # Who owns what: each role its own database; the superuser nothing of theirs.
     secrets = tmp_path / "secrets"
@@ -283,7 +283,7 @@ def test_stack_setup_and_one_cycle_run_as_their_own_roles_over_tcp(
         }
     assert len(smtp_server.messages) == 2
     mail = smtp_server.messages[1]
-    assert mail.subject == "Athlon Flex: 1 new vehicle"
+    assert mail.subject.startswith("1 new: ")
     assert arrived.license_plate in mail.text
     shutil.rmtree(tmp_path / "airflow-home", ignore_errors=True)
 

@@ -53,7 +53,7 @@ def test_refused_message_records_nothing_raises_and_the_next_run_sends_it(
     summary = notify(settings)
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 2 new vehicles"
+    assert received.subject == "2 new: Tesla Model 3"
     assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA), ("v2", ANNA)]
     assert summary.emails_sent == 1
 
@@ -115,8 +115,9 @@ def test_vehicle_that_returns_after_being_leased_is_notified_again(
     notify(settings)
 
     assert [m.subject for m in smtp_server.messages] == [
-        "Athlon Flex: 1 new vehicle",
-        "Athlon Flex: 1 new vehicle",
+        "1 new: Tesla Model 3",
+        # The same car after it left: back, not new (the left_at is its close).
+        "1 back: Tesla Model 3",
     ]
     assert "RE-01-T" in smtp_server.messages[1].html
     assert notifications() == [
@@ -134,7 +135,7 @@ def test_window_that_closed_before_it_was_sent_is_never_sent(
     notify(email_settings(email_to=[ANNA]))
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert received.subject == "1 new: Tesla Model 3"
     assert "PL-v2" not in received.html
     assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA)]
 
@@ -171,7 +172,7 @@ def test_baseline_records_every_open_window_without_sending(
     notify(settings)
 
     assert [(m.rcpt_tos, m.subject) for m in smtp_server.messages] == [
-        ((ANNA,), "Athlon Flex: 1 new vehicle")
+        ((ANNA,), "1 new: BYD Seal")
     ]
 
 
@@ -191,7 +192,7 @@ def test_notify_baseline_setting_skips_only_what_opened_before_a_recipient_joine
     notify(settings)
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert received.subject == "1 new: Tesla Model 3"
     assert "PL-v2" in received.html
     assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA), ("v2", ANNA)]
 
@@ -264,8 +265,8 @@ def test_email_that_vanishes_fails_the_run_instead_of_the_console_taking_over(
     # Restored: anna gets the car that arrived meanwhile.
     notify(email_settings(email_to=[ANNA]))
     assert [m.subject for m in smtp_server.messages] == [
-        "Athlon Flex: 1 new vehicle",
-        "Athlon Flex: 1 new vehicle",
+        "1 new: Tesla Model 3",
+        "1 new: Tesla Model 3",
     ]
     assert "PL-v2" in smtp_server.messages[1].text
 
@@ -363,7 +364,7 @@ def test_rows_inserted_with_only_the_original_columns_count_as_sent(
     notify(email_settings(email_to=[ANNA]))
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert received.subject == "1 new: Tesla Model 3"
     assert "PL-v2" in received.text and "PL-v1" not in received.text
     assert [(v, r) for v, _, r in notifications()] == [("v1", ANNA), ("v2", ANNA)]
 
@@ -431,7 +432,7 @@ def test_rows_stored_in_both_spellings_fold_into_one(
     notify(email_settings(email_to=[ANNA]))
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert received.subject == "1 new: Tesla Model 3"
     assert "PL-v3" in received.text
     assert [(v, r) for v, _, r in notifications()] == [
         ("v1", ANNA),

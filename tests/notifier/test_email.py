@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ import pytest
 
 from notifier.stage import notify
 from tests.notifier.conftest import EARLIER, window
-from tests.notifier.html_email import parse_email_html
+from tests.notifier.html_email import parse_email, parse_email_html
 
 SENDER = "notifier@example.org"
 # The test server has no certificate, so AUTH runs over plain SMTP there.
@@ -56,60 +57,93 @@ def test_email_groups_new_vehicles_by_cluster_with_their_key_numbers(
     assert received.mail_from == SENDER
     assert received.message["From"] == SENDER
     assert received.message["To"] == "anna@example.nl"
-    assert received.subject == "Athlon Flex: 3 new vehicles"
-    clusters, scripts = parse_email_html(received.html)
-    assert scripts == 0
+    assert received.subject == "3 new: Tesla Model 3, BYD Seal"
+    # Folded onto its own line (it is long): the same header value.
+    assert received.message["List-Unsubscribe"].strip() == (
+        f"<mailto:{SENDER}?subject=unsubscribe%20anna%40example.nl>"
+    )
+    assert received.message["List-Unsubscribe-Post"] is None  # no https endpoint
+    parsed = parse_email(received.html)
+    clusters = parsed.clusters
+    assert parsed.scripts == 0
+    assert parsed.intro == "For you in the Athlon Flex showroom: 3 new."
     assert [c.name for c in clusters] == ["BYD Seal", "Tesla Model 3"]
     byd, tesla = clusters
     assert byd.image == "https://img.example.com/v3?w=300"
     assert byd.link == "https://flex.athlon.com/app/showroom/BYD/Seal"
     since = _local(EARLIER)
-    assert byd.rows == [
-        [
+    # Every field some car has; "Available until" is unknown for all: hidden.
+    assert [(v.badge, v.label, v.fields, v.notes) for v in byd.vehicles] == [
+        (
+            "NEW",
             "Design 2023, X-999-Y",
-            "€ 45.000,00",
-            "€ 650,00",
-            "-",
-            "€ 1.234.567,89",
-            since,
-            "View",
-        ]
+            {
+                "Monthly price": "€ 650,00",
+                "Colour": "Zwart",
+                "Fuel": "Elektrisch",
+                "Range": "500 km",
+                "Mileage": "12.000 km",
+                "Fiscal value": "€ 45.000,00",
+                "Contribution": "-",
+                "Net cost": "€ 1.234.567,89",
+                "Available since": since,
+            },
+            [],
+        )
     ]
     assert byd.vehicle_links == ["https://flex.athlon.com/app/showroom/BYD/Seal/v3"]
     # Cheapest first within a cluster.
     assert tesla.rows == [
         [
-            "Long Range AWD 2024, AB-123-C",
-            "€ 1.010,00",
+            "NEW Long Range AWD 2024, AB-123-C",
             "€ 599,99",
+            "Zwart",
+            "Elektrisch",
+            "500 km",
+            "12.000 km",
+            "€ 1.010,00",
             "€ 100,00",
             "€ 420,50",
             since,
-            "View",
         ],
         [
-            "Long Range AWD 2024, PL-v1",
-            "€ 45.000,00",
+            "NEW Long Range AWD 2024, PL-v1",
             "€ 650,00",
+            "Zwart",
+            "Elektrisch",
+            "500 km",
+            "12.000 km",
+            "€ 45.000,00",
             "€ 100,00",
             "€ 420,50",
             since,
-            "View",
         ],
     ]
+    assert parsed.footer_links == [
+        f"mailto:{SENDER}?subject=unsubscribe%20anna%40example.nl"
+    ]
+    assert "To stop these emails or change which cars you hear about" in (parsed.footer)
     assert tesla.vehicle_links == [
         "https://flex.athlon.com/app/showroom/Tesla/Model%203/v2",
         "https://flex.athlon.com/app/showroom/Tesla/Model%203/v1",
     ]
-    text = received.text
+    text = received.text.replace("\r\n", "\n")
     assert "BYD Seal" in text
-    assert "- Long Range AWD 2024, AB-123-C" in text
     assert (
-        "fiscal value € 1.010,00, monthly price € 599,99, contribution € 100,00, "
-        "net cost € 420,50" in text
-    )
-    assert f"available since {since}" in text
-    assert "https://flex.athlon.com/app/showroom/Tesla/Model%203/v2" in text
+        "- NEW Long Range AWD 2024, AB-123-C\n"
+        "  Monthly price: € 599,99\n"
+        "  Colour: Zwart\n"
+        "  Fuel: Elektrisch\n"
+        "  Range: 500 km\n"
+        "  Mileage: 12.000 km\n"
+        "  Fiscal value: € 1.010,00\n"
+        "  Contribution: € 100,00\n"
+        "  Net cost: € 420,50\n"
+        f"  Available since: {since}\n"
+        "  https://flex.athlon.com/app/showroom/Tesla/Model%203/v2\n"
+    ) in text
+    assert "Available until" not in text
+    assert f'write to {SENDER} (subject "unsubscribe anna@example.nl")' in text
     assert "<" not in text  # the plain part is text, not markup
     assert [(v, r) for v, _, r in notifications()] == [
         ("v1", "anna@example.nl"),
@@ -127,7 +161,7 @@ def test_subject_is_singular_for_one_vehicle_and_image_width_is_configurable(
     notify(email_settings(email_to=["anna@example.nl"], notify_image_width=640))
 
     (received,) = smtp_server.messages
-    assert received.subject == "Athlon Flex: 1 new vehicle"
+    assert received.subject == "1 new: Tesla Model 3"
     (cluster,), _ = parse_email_html(received.html)
     assert cluster.image == "https://img.example.com/v1?w=640"
 
@@ -144,7 +178,7 @@ def test_each_email_to_address_gets_its_own_email_and_record(
         ("anna@example.nl",),
         ("bob@example.nl",),
     ]
-    assert all(m.subject == "Athlon Flex: 2 new vehicles" for m in smtp_server.messages)
+    assert all(m.subject == "2 new: Tesla Model 3" for m in smtp_server.messages)
     assert [(v, r) for v, _, r in notifications()] == [
         ("v1", "anna@example.nl"),
         ("v2", "anna@example.nl"),
@@ -181,7 +215,7 @@ def test_untrusted_api_text_arrives_escaped_and_bad_links_are_dropped(
     assert cluster.name == "Tesla <script>alert('x')</script>"
     assert cluster.link == "https://flex.athlon.com/a?b=1&c=%3C2%3E"
     assert cluster.vehicle_links == []  # the javascript: link is not rendered
-    assert cluster.rows[0][0] == 'Sport" onmouseover="steal() 2024, PL-v1'
+    assert cluster.rows[0][0] == 'NEW Sport" onmouseover="steal() 2024, PL-v1'
 
 
 @NO_TLS_IN_TESTS
@@ -227,3 +261,134 @@ def test_wrong_smtp_password_fails_without_logging_it(
     assert wrong not in str(raised.value)
     assert smtp_server.messages == []
     assert notifications() == []
+
+
+def test_a_field_no_car_has_is_left_out_of_the_email(
+    email_settings, smtp_server, add_windows
+):
+    # Not logged in: no contribution or net cost for any car.
+    add_windows(
+        [
+            window("v1", contribution_in_euro=None, net_cost_per_month_in_euro=None),
+            window("v2", contribution_in_euro=None, net_cost_per_month_in_euro=None),
+        ]
+    )
+    notify(email_settings(email_to=["anna@example.nl"]))
+
+    (received,) = smtp_server.messages
+    (cluster,), _ = parse_email_html(received.html)
+    assert [list(v.fields) for v in cluster.vehicles] == [
+        [
+            "Monthly price",
+            "Colour",
+            "Fuel",
+            "Range",
+            "Mileage",
+            "Fiscal value",
+            "Available since",
+        ]
+    ] * 2
+    for hidden in ("Contribution", "Net cost", "Available until"):
+        assert hidden not in received.html
+        assert hidden not in received.text
+
+
+def test_each_alert_kind_shows_its_badge_and_words():
+    from notifier.render import render_email
+
+    left = datetime(2026, 11, 28, 13, 10, tzinfo=UTC)
+    rows = [
+        {**window("n1", license_plate="N-1"), "lease_speed_median_hours": 2.2},
+        {
+            **window("p1", license_plate="P-1", price_per_month_in_euro=489),
+            "alert_kind": "price_drop",
+            "previous_price_per_month_in_euro": Decimal("539"),
+            "lease_speed_median_hours": None,
+        },
+        {**window("b1", license_plate="B-1"), "alert_kind": "back", "left_at": left},
+    ]
+    email = render_email(rows, image_width=300, timezone="Europe/Amsterdam")
+
+    assert email.subject == "1 new, 1 back, 1 cheaper: Tesla Model 3"
+    parsed = parse_email(email.html)
+    assert (
+        parsed.intro == "For you in the Athlon Flex showroom: 1 new, 1 back, 1 cheaper."
+    )
+    (cluster,) = parsed.clusters
+    shown = {
+        v.label.rsplit(", ", 1)[1]: (v.badge, v.fields["Monthly price"], v.notes)
+        for v in cluster.vehicles
+    }
+    assert shown == {
+        "N-1": ("NEW", "€ 650,00", ["cars like this are usually leased within 3 h"]),
+        "P-1": ("CHEAPER", "now € 489,00 (was € 539,00)", []),
+        "B-1": ("BACK", "€ 650,00", ["back again (left 28-11-2026 14:10)"]),
+    }
+    text = email.text.replace("\r\n", "\n")
+    assert (
+        "- CHEAPER Long Range AWD 2024, P-1\n  Monthly price: now € 489,00 (was "
+        in text
+    )
+    assert "  back again (left 28-11-2026 14:10)\n" in text
+    assert "  cars like this are usually leased within 3 h\n" in text
+
+
+def test_a_big_batch_stays_under_100_kb_and_the_rest_follows_in_the_next_email(
+    email_settings, smtp_server, add_windows, notifications
+):
+    from tests.faults.invariant import mentions
+
+    makes = [("Tesla", "Model 3"), ("Kia", "EV6"), ("BYD", "Seal")]
+    cars = [
+        window(
+            f"v{n:03}",
+            make=makes[n % 3][0],
+            model=makes[n % 3][1],
+            license_plate=f"P-{n:03}",
+        )
+        for n in range(240)
+    ]
+    add_windows(cars)
+    settings = email_settings(email_to=["anna@example.nl"])
+
+    notify(settings)
+
+    (first,) = smtp_server.messages
+    size = len(first.message.as_bytes())
+    assert 50_000 < size <= 100_000
+    parsed = parse_email(first.html)
+    shown = sum(len(c.vehicles) for c in parsed.clusters)
+    assert 0 < shown < 240
+    # Only what the email shows is claimed.
+    assert len(notifications()) == shown
+    rest = 240 - shown
+    assert first.subject.startswith(f"{shown} new, {rest} more: ")
+    assert parsed.intro == (
+        f"For you in the Athlon Flex showroom: {shown} new ({rest} more in the "
+        "next email)."
+    )
+    left = {
+        (make, model): sum(
+            1
+            for n, car in enumerate(cars)
+            if makes[n % 3] == (make, model)
+            and not mentions([first.text], car["license_plate"])
+        )
+        for make, model in makes
+    }
+    assert parsed.left_out == [
+        f"{left[(make, model)]} {make} {model}: in the showroom"
+        for make, model in sorted(makes)
+        if left[(make, model)]
+    ]
+
+    for _ in range(15):
+        notify(settings)
+        if len(notifications()) == 240:
+            break
+    texts = [mail.text for mail in smtp_server.messages]
+    assert all(len(mail.message.as_bytes()) <= 100_000 for mail in smtp_server.messages)
+    assert {
+        car["license_plate"]: mentions(texts, car["license_plate"]) for car in cars
+    } == {car["license_plate"]: 1 for car in cars}
+    assert len(notifications()) == 240

@@ -86,9 +86,9 @@ def test_recipients_with_different_filters_get_different_emails(
     (to_bob,) = smtp_server.messages_to(BOB)
     # k1 has no known net cost, so a net-cost bound cannot pass it.
     assert _plates(to_anna) == ["T-1"]
-    assert to_anna.subject == "Athlon Flex: 1 new vehicle"
+    assert to_anna.subject == "1 new: Tesla Model 3"
     assert _plates(to_bob) == ["B-1", "T-1", "T-2"]
-    assert to_bob.subject == "Athlon Flex: 3 new vehicles"
+    assert to_bob.subject == "3 new: Tesla Model 3, BMW 320i"
     assert sorted((v, r) for v, _, r in notifications()) == [
         ("b1", BOB),
         ("t1", ANNA),
@@ -298,5 +298,20 @@ def test_missing_subscriptions_file_is_an_error(
 
 def test_example_subscriptions_file_is_valid():
     subscriptions = load_subscriptions(EXAMPLE)
-    assert [s.cadence for s in subscriptions] == ["instant", "daily", "instant"]
-    assert all("@" in s.email for s in subscriptions)
+    assert [s.cadence for s in subscriptions] == [
+        "instant",
+        "daily",
+        "instant",
+        "instant",
+    ]
+    assert [s.email for s in subscriptions] == [
+        "anna@example.nl",
+        "bob@example.nl",
+        "carla@example.nl",
+        None,
+    ]
+    (dave,) = [s for s in subscriptions if s.apprise]
+    assert (dave.name, [c.service for c in dave.push_channels()]) == (
+        "dave's phone",
+        ["ntfy"],
+    )

@@ -40,15 +40,50 @@ def test_euro_amounts_are_dutch_style(amount, shown):
     assert euro(amount) == shown
 
 
+def _kinds(*kinds_and_models: tuple[str, str, str]) -> list[dict]:
+    return [
+        {"alert_kind": kind, "make": make, "model": model}
+        for kind, make, model in kinds_and_models
+    ]
+
+
 @pytest.mark.parametrize(
-    ("count", "subject"),
+    ("rows", "more", "subject"),
     [
-        (1, "Athlon Flex: 1 new vehicle"),
-        (3, "Athlon Flex: 3 new vehicles"),
+        (_kinds(("new", "Tesla", "Model 3")), 0, "1 new: Tesla Model 3"),
+        (
+            _kinds(
+                ("new", "Kia", "EV6"),
+                ("new", "Tesla", "Model 3"),
+                ("price_drop", "Tesla", "Model 3"),
+                ("new", "Tesla", "Model 3"),
+            ),
+            0,
+            "3 new, 1 cheaper: Tesla Model 3, Kia EV6",
+        ),
+        (
+            _kinds(("back", "BYD", "Seal"), ("price_drop", "BYD", "Seal")),
+            7,
+            "1 back, 1 cheaper, 7 more: BYD Seal",
+        ),
+        # Cut at a whole model, saying there are more.
+        (
+            _kinds(
+                *[("new", "Volkswagen", f"ID.{n} Pro Performance") for n in range(9)]
+            ),
+            0,
+            "9 new: Volkswagen ID.0 Pro Performance, ...",
+        ),
+        (
+            _kinds(("new", "M" * 90, "X")),
+            0,
+            "1 new: ...",
+        ),
     ],
 )
-def test_subject_counts_vehicles(count, subject):
-    assert subject_for(count) == subject
+def test_subject_counts_each_kind_and_names_the_biggest_models(rows, more, subject):
+    assert subject_for(rows, more=more) == subject
+    assert len(subject) <= 68
 
 
 def test_available_since_is_shown_in_amsterdam_time_across_dst():
@@ -193,7 +228,7 @@ def test_an_email_renders_whatever_the_mart_holds():
         window("f", available_since=datetime(9999, 12, 31, 23, 30, tzinfo=UTC)),
     ]
     email = render_email(rows, image_width=300, timezone="Europe/Amsterdam")
-    assert email.subject == "Athlon Flex: 6 new vehicles"
+    assert email.subject == "6 new: Tesla Model 3, - -"
     assert "€ 1.000.000.000.000.000.000.000.000.000.000,00" in email.text
     assert "€ -1,00" in email.text
     assert huge in email.html

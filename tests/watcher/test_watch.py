@@ -310,7 +310,7 @@ def test_an_arrival_reaches_the_inbox_once_through_the_watch(
 
     with _running(watch):
         _wait_for(lambda: len(smtp_server.messages) == 1, "the first email")
-        assert smtp_server.messages[0].subject == "Athlon Flex: 4 new vehicles"
+        assert smtp_server.messages[0].subject.startswith("4 new: ")
         arrived = catalog.add_vehicle()
         _wait_for(lambda: len(smtp_server.messages) == 2, "the arrival's email")
         _wait_for(lambda: len(watch.stats.cycles) == 2, "the cycle to be recorded")
@@ -320,6 +320,6 @@ def test_an_arrival_reaches_the_inbox_once_through_the_watch(
     assert watch.stats.cycle_failures == 0
     mail = smtp_server.messages[1]
     assert mail.rcpt_tos == (RECIPIENT,)
-    assert mail.subject == "Athlon Flex: 1 new vehicle"
+    assert mail.subject.startswith("1 new: ")
     assert arrived.license_plate in mail.text
     assert len(smtp_server.messages) == 2  # nobody hears of any car twice
