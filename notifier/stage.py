@@ -483,38 +483,66 @@ def _serve(
         )
 
     assert mailer is not None  # email_configured implies a transport
-    fitted = _fit_email(lines, settings, timezone, mailer.transport.sender, recipient)
-    email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
-    # Only the cars the email shows are claimed; the rest stay to notify and go
-    # in the next run's email.
-    windows, told_drops = _carried(fitted.shown, folded)
-    claimed = store.write_intent(conn, recipient, message_id, wire, windows, told_drops)
-    try:
-        mailer.send(wire, recipient)
-    except MailError as error:
-        if error.refused:
-            store.drop_intent(conn, message_id)
-            what = f"Nothing recorded for {recipient}; the next run tries again"
-        else:
-            what = f"The next run resends it to {recipient} with the same Message-ID"
-        log.error("Email to %s failed: %s. %s", recipient, error, what)
-        return RecipientSummary(
-            recipient,
-            target.channel,
-            vehicles=len(lines),
-            recorded=baselined,
-            baselined=baselined,
-            error=str(error),
+    # A batch past one email's size goes as several emails in this run, each
+    # under MAX_EMAIL_BYTES and each through the outbox on its own: each claims
+    # only the cars it shows, so a failure between two leaves the rest pending.
+    remaining = list(lines)
+    emails = claimed = shown = 0
+    while remaining:
+        fitted = _fit_email(
+            remaining, settings, timezone, mailer.transport.sender, recipient
         )
-    store.mark_sent(conn, message_id)
-    log.info("Emailed %s: %s (%s)", recipient, email.subject, message_id)
+        email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
+        windows, told_drops = _carried(fitted.shown, folded)
+        claims = store.write_intent(
+            conn, recipient, message_id, wire, windows, told_drops
+        )
+        try:
+            mailer.send(wire, recipient)
+        except MailError as error:
+            if error.refused:
+                store.drop_intent(conn, message_id)
+                what = (
+                    f"Nothing more recorded for {recipient}; the next run tries again"
+                )
+            else:
+                what = (
+                    f"The next run resends it to {recipient} with the same Message-ID"
+                )
+            log.error("Email to %s failed: %s. %s", recipient, error, what)
+            return RecipientSummary(
+                recipient,
+                target.channel,
+                emails_sent=emails,
+                vehicles=shown,
+                recorded=claimed + baselined,
+                baselined=baselined,
+                error=str(error),
+            )
+        store.mark_sent(conn, message_id)
+        log.info("Emailed %s: %s (%s)", recipient, email.subject, message_id)
+        emails += 1
+        claimed += claims
+        shown += len(fitted.shown)
+        told = {_line_key(row) for row in fitted.shown}
+        remaining = [row for row in remaining if _line_key(row) not in told]
     return RecipientSummary(
         recipient,
         target.channel,
-        emails_sent=1,
-        vehicles=len(fitted.shown),
+        emails_sent=emails,
+        vehicles=shown,
         recorded=claimed + baselined,
         baselined=baselined,
+    )
+
+
+def _line_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes a line one line: its window, its kind and its price version."""
+    return (
+        row["vehicle_id"],
+        row["available_since"],
+        alert_kind(row),
+        row.get("changed_at"),
     )
 
 
@@ -612,7 +640,7 @@ def _fit_email(
     if fitted.left_out:
         log.info(
             "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
-            "%d go in the next run's email",
+            "%d go in the next email",
             recipient,
             len(fitted.shown),
             len(rows),

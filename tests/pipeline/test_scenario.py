@@ -103,8 +103,10 @@ def test_leave_arrive_reprice_return_and_quiet_cycles(
     expected |= {(leased, t3, None)}
     assert _windows(settings) == expected
     mail = smtp_server.messages[2]
-    assert mail.subject.startswith("1 new: ")
+    # Back, not new, with when it left (the end of its first window).
+    assert mail.subject.startswith("1 back: ")
     assert plates[leased] in mail.text
+    assert "back again (left " in mail.text
 
     # 4. Nothing changes: no snapshot rows, no windows, no email.
     snapshot_rows = _snapshot_rows(settings)
