@@ -297,7 +297,8 @@ def test_a_car_back_after_the_grace_period_is_news_again(
         (leased.id,),
     ) == [(gone_at,), (None,)]
     assert len(smtp_server.messages) == 2
-    assert smtp_server.messages[1].subject.startswith("1 new: ")
+    # News again, as a car that is back (with when it left), not as a new one.
+    assert smtp_server.messages[1].subject.startswith("1 back: ")
     assert leased.license_plate in smtp_server.messages[1].text
     # Once per window: the returned car is in both emails, every other in the first.
     assert_nothing_lost_or_doubled(
