@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 from athlon_flex.settings import Settings
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import quick_settings
+from tests.faults.killing import TableLocks
 from tests.support.smtp import SmtpServer
 
 
@@ -36,3 +37,21 @@ def cycle_settings(
 def embedded_dir(embedded_data_dir: Path) -> Path:
     """ATHLON_DATA_DIR of a server of the test's own; stopped and deleted afterwards."""
     return embedded_data_dir
+
+
+@pytest.fixture
+def table_locks(
+    make_settings: Callable[..., Settings],
+) -> Iterator[Callable[[Settings], TableLocks]]:
+    """`table_locks(settings)`: connections that stop a notify before a write
+    (tests/faults/killing.py), closed when the test ends (before make_settings
+    drops the database)."""
+    opened: list[TableLocks] = []
+
+    def open_(settings: Settings) -> TableLocks:
+        opened.append(TableLocks(settings))
+        return opened[-1]
+
+    yield open_
+    for item in opened:
+        item.close()

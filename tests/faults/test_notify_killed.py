@@ -10,18 +10,10 @@ same message, not a second one.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg2
-import pytest
-
-from athlon_flex.database import ensure_postgres
 from athlon_flex.settings import Settings
 from loader.pipeline import load
 from notifier.stage import notify
@@ -32,73 +24,12 @@ from tests.faults.invariant import (
     query,
     start_cli,
 )
+from tests.faults.killing import TableLocks, kill, wait_for
 from tests.support.smtp import SmtpServer
 from transform.runner import build
 
 ANNA = "anna@example.nl"
 BOB = "bob@example.nl"
-
-
-class _Session:
-    """Connections of the test's own: one holds table locks, one watches the
-    notifier wait (pg_stat_activity is read once per transaction, so the watcher
-    must not be the one inside the locking transaction)."""
-
-    def __init__(self, settings: Settings) -> None:
-        kwargs = ensure_postgres(settings).connect_kwargs()
-        self.conn = psycopg2.connect(**kwargs)
-        self.watch = psycopg2.connect(**kwargs)
-        self.watch.autocommit = True
-
-    def lock(self, table: str) -> None:
-        """EXCLUSIVE: the notifier may still read `table`, but not write it."""
-        with self.conn.cursor() as cursor:
-            cursor.execute(f"lock table {table} in exclusive mode")
-
-    def unlock(self) -> None:
-        self.conn.rollback()
-
-    def someone_waits_for_a_lock(self) -> bool:
-        with self.watch.cursor() as cursor:
-            cursor.execute(
-                "select count(*) from pg_stat_activity where pid <> pg_backend_pid() "
-                "and datname = current_database() and wait_event_type = 'Lock'"
-            )
-            (waiting,) = cursor.fetchone()
-        return waiting > 0
-
-    def close(self) -> None:
-        self.conn.close()
-        self.watch.close()
-
-
-@pytest.fixture
-def session(
-    make_settings: Callable[..., Settings],
-) -> Iterator[Callable[[Settings], _Session]]:
-    opened: list[_Session] = []
-
-    def open_(settings: Settings) -> _Session:
-        opened.append(_Session(settings))
-        return opened[-1]
-
-    yield open_
-    for item in opened:
-        item.close()
-
-
-def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str):
-    deadline = time.monotonic() + 120
-    while not condition():
-        assert process.poll() is None, f"notify ended before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
-def _kill(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    assert process.wait(timeout=30) == -signal.SIGKILL
 
 
 def _outbox(settings: Settings) -> list[tuple[str, bool]]:
@@ -114,13 +45,13 @@ def test_kill_at_every_point_of_the_send_path_loses_and_doubles_nothing(
     fake_api_factory: Callable[..., FakeShowroom],
     cycle_settings: Callable[..., Settings],
     smtp_server: SmtpServer,
-    session: Callable[[Settings], _Session],
+    table_locks: Callable[[Settings], TableLocks],
     tmp_path: Path,
 ) -> None:
     api = fake_api_factory(clusters=3, vehicles_per_cluster=2, seed=11)
     settings = cycle_settings(api, email_to=[ANNA, BOB])
     env = cli_env(settings)
-    watcher = session(settings)
+    watcher = table_locks(settings)
     catalog = api.catalog
     sent_before = 0
 
@@ -137,8 +68,8 @@ def test_kill_at_every_point_of_the_send_path_loses_and_doubles_nothing(
     new_car_loaded()
     watcher.lock("notifier.outbox")
     process = start("before-intent")
-    _wait_for(watcher.someone_waits_for_a_lock, process, "the outbox write")
-    _kill(process)
+    wait_for(watcher.someone_waits_for_a_lock, process, "the outbox write")
+    kill(process)
     watcher.unlock()
     assert smtp_server.messages == []
     notify(settings)  # the rerun
@@ -150,8 +81,8 @@ def test_kill_at_every_point_of_the_send_path_loses_and_doubles_nothing(
     new_car_loaded()
     smtp_server.hold_recipient(ANNA)
     process = start("before-data")
-    _wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
-    _kill(process)
+    wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
+    kill(process)
     smtp_server.release()
     assert _outbox(settings) == [(ANNA, True), (ANNA, False), (BOB, True)]
     assert len(smtp_server.messages) == sent_before  # nothing reached DATA
@@ -167,11 +98,11 @@ def test_kill_at_every_point_of_the_send_path_loses_and_doubles_nothing(
         new_car_loaded()
         smtp_server.hold_recipient(ANNA)
         process = start(f"after-250-{table}")
-        _wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
+        wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
         watcher.lock(table)  # the intent is committed: the process is at RCPT
         smtp_server.release()
-        _wait_for(watcher.someone_waits_for_a_lock, process, f"a write to {table}")
-        _kill(process)
+        wait_for(watcher.someone_waits_for_a_lock, process, f"a write to {table}")
+        kill(process)
         watcher.unlock()
         # The server took anna's email; nothing says so in the database.
         assert len(smtp_server.messages) == sent_before + 1
@@ -184,8 +115,8 @@ def test_kill_at_every_point_of_the_send_path_loses_and_doubles_nothing(
     new_car_loaded()
     smtp_server.hold_recipient(BOB)
     process = start("after-commit")
-    _wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO bob")
-    _kill(process)
+    wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO bob")
+    kill(process)
     smtp_server.release()
     assert len(smtp_server.messages) == sent_before + 1
     notify(settings)

@@ -9,20 +9,13 @@ RCPT until the test has killed it. The mailbox keeps one message per Message-ID.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg2
-import pytest
 import yaml
 
-from athlon_flex.database import ensure_postgres
 from athlon_flex.settings import Settings
 from loader.pipeline import load
 from notifier.phrases import price_drop_phrase
@@ -35,6 +28,7 @@ from tests.faults.invariant import (
     query,
     start_cli,
 )
+from tests.faults.killing import TableLocks, kill, wait_for
 from tests.support.smtp import SmtpServer
 from transform.runner import build
 from watcher.cycle import run_cycle
@@ -43,67 +37,11 @@ ANNA = "anna@example.nl"  # hears of drops of 5% or more
 BOB = "bob@example.nl"  # no price drops
 
 
-class _Locker:
-    """One connection that holds a table lock, one that watches the notify wait."""
-
-    def __init__(self, settings: Settings) -> None:
-        kwargs = ensure_postgres(settings).connect_kwargs()
-        self.conn = psycopg2.connect(**kwargs)
-        self.watch = psycopg2.connect(**kwargs)
-        self.watch.autocommit = True
-
-    def lock(self, table: str) -> None:
-        with self.conn.cursor() as cursor:
-            cursor.execute(f"lock table {table} in exclusive mode")
-
-    def unlock(self) -> None:
-        self.conn.rollback()
-
-    def someone_waits(self) -> bool:
-        with self.watch.cursor() as cursor:
-            cursor.execute(
-                "select count(*) from pg_stat_activity where pid <> pg_backend_pid() "
-                "and datname = current_database() and wait_event_type = 'Lock'"
-            )
-            return cursor.fetchone()[0] > 0
-
-    def close(self) -> None:
-        self.conn.close()
-        self.watch.close()
-
-
-@pytest.fixture
-def locker() -> Iterator[Callable[[Settings], _Locker]]:
-    opened: list[_Locker] = []
-
-    def open_(settings: Settings) -> _Locker:
-        opened.append(_Locker(settings))
-        return opened[-1]
-
-    yield open_
-    for item in opened:
-        item.close()
-
-
-def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str):
-    deadline = time.monotonic() + 120
-    while not condition():
-        assert process.poll() is None, f"notify ended before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
-def _kill(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    assert process.wait(timeout=30) == -signal.SIGKILL
-
-
 def test_kill_at_every_point_of_a_price_drop_email_loses_and_doubles_nothing(
     fake_api_factory: Callable[..., FakeShowroom],
     cycle_settings: Callable[..., Settings],
     smtp_server: SmtpServer,
-    locker: Callable[[Settings], _Locker],
+    table_locks: Callable[[Settings], TableLocks],
     tmp_path: Path,
 ) -> None:
     api = fake_api_factory(clusters=3, vehicles_per_cluster=2, seed=11)
@@ -116,7 +54,7 @@ def test_kill_at_every_point_of_a_price_drop_email_loses_and_doubles_nothing(
     )
     settings = cycle_settings(api, notify_subscriptions_file=subscriptions)
     env = cli_env(settings)
-    watcher = locker(settings)
+    watcher = table_locks(settings)
     catalog = api.catalog
     run_cycle(settings)  # both hear of every car
     cars = iter(list(catalog.vehicles))
@@ -138,8 +76,8 @@ def test_kill_at_every_point_of_a_price_drop_email_loses_and_doubles_nothing(
     drop_loaded()
     watcher.lock("notifier.price_drop_notifications")
     process = start("before-intent")
-    _wait_for(watcher.someone_waits, process, "the price drop claim")
-    _kill(process)
+    wait_for(watcher.someone_waits_for_a_lock, process, "the price drop claim")
+    kill(process)
     watcher.unlock()
     assert anna_count() == 1
     assert query(settings, "select count(*) from notifier.outbox") == [(2,)]
@@ -150,8 +88,8 @@ def test_kill_at_every_point_of_a_price_drop_email_loses_and_doubles_nothing(
     drop_loaded()
     smtp_server.hold_recipient(ANNA)
     process = start("before-data")
-    _wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
-    _kill(process)
+    wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
+    kill(process)
     smtp_server.release()
     assert anna_count() == 2
     notify(settings)  # resends the written email as it was
@@ -162,11 +100,11 @@ def test_kill_at_every_point_of_a_price_drop_email_loses_and_doubles_nothing(
         drop_loaded()
         smtp_server.hold_recipient(ANNA)
         process = start(f"after-250-{table}")
-        _wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
+        wait_for(smtp_server.handler.holding.is_set, process, "RCPT TO anna")
         watcher.lock(table)
         smtp_server.release()
-        _wait_for(watcher.someone_waits, process, f"a write to {table}")
-        _kill(process)
+        wait_for(watcher.someone_waits_for_a_lock, process, f"a write to {table}")
+        kill(process)
         watcher.unlock()
         before = anna_count()
         assert query(
