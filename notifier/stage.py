@@ -488,6 +488,7 @@ def _serve(
     # only the cars it shows, so a failure between two leaves the rest pending.
     remaining = list(lines)
     emails = claimed = shown = 0
+    failure: str | None = None
     while remaining:
         fitted = _fit_email(
             remaining, settings, timezone, mailer.transport.sender, recipient
@@ -510,15 +511,8 @@ def _serve(
                     f"The next run resends it to {recipient} with the same Message-ID"
                 )
             log.error("Email to %s failed: %s. %s", recipient, error, what)
-            return RecipientSummary(
-                recipient,
-                target.channel,
-                emails_sent=emails,
-                vehicles=shown,
-                recorded=claimed + baselined,
-                baselined=baselined,
-                error=str(error),
-            )
+            failure = str(error)
+            break
         store.mark_sent(conn, message_id)
         log.info("Emailed %s: %s (%s)", recipient, email.subject, message_id)
         emails += 1
@@ -533,6 +527,7 @@ def _serve(
         vehicles=shown,
         recorded=claimed + baselined,
         baselined=baselined,
+        error=failure,
     )
 
 

@@ -71,7 +71,10 @@ def embedded_data_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def _create_database(server: PostgresAddress, template: str | None = None) -> str:
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    return _create(server, f"test_{uuid.uuid4().hex[:12]}", template)
+
+
+def _create(server: PostgresAddress, name: str, template: str | None) -> str:
     conn = psycopg2.connect(**server.connect_kwargs())
     conn.autocommit = True
     with conn.cursor() as cursor:
@@ -142,15 +145,7 @@ def _worker_database(server: PostgresAddress, template: str | None) -> str:
     """A fresh, empty (or cloned) database under this worker's one name."""
     name = f"test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     _drop_database(server, name)
-    conn = psycopg2.connect(**server.connect_kwargs())
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        if template:
-            cursor.execute(f'create database "{name}" template "{template}"')
-        else:
-            cursor.execute(f'create database "{name}"')
-    conn.close()
-    return name
+    return _create(server, name, template)
 
 
 def _drop_database(server: PostgresAddress, name: str) -> None:
