@@ -3,24 +3,32 @@ build in between (selectors.yml; docs/benchmarks.md says why that is safe)."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
 
 from athlon_flex.settings import Settings
 from tests.dbt.readback import at, query, windows
-from tests.support.raw_tables import CatalogState, make_vehicle, write_state
+from tests.support.raw_tables import (
+    CatalogState,
+    clusters_for,
+    make_vehicle,
+    write_state,
+)
 from transform import runner
-from transform.runner import build
+from transform.runner import TransformError, build
 
 A = make_vehicle("veh-a", make="Volkswagen", model="Golf", price=500.0)
 B = make_vehicle("veh-b", make="Kia", model="Niro", price=450.0)
 
-# 14 models (10 views, the incremental mart and three table marts), 1 seed, 110
+# 14 models (10 views, the incremental mart and three table marts), 1 seed, 121
 # data tests.
-FULL = ("full", 3, 14, 110)
-# The four marts that are tables; the tests on raw, snapshots and marts.
-CYCLE = ("cycle", 3, 4, 78)
+FULL = ("full", 3, 14, 121)
+# The four marts that are tables; the tests on raw, snapshots and marts, with one
+# columns_not_null per relation in place of its 44 not_null tests.
+CYCLE = ("cycle", 3, 4, 45)
 
 
 def _scope(summary: runner.BuildSummary) -> tuple[str, int, int, int]:
@@ -80,4 +88,81 @@ def test_a_recreated_database_gets_a_full_build_whatever_target_holds(
         cursor.execute("drop schema staging cascade")
     raw_db.commit()
     assert _scope(build(settings)) == FULL
+    assert windows(raw_db) == [("veh-a", at(10, 0), None)]
+
+
+def test_the_cycle_checks_every_not_null_column_it_leaves_out_in_one_query_per_relation(
+    settings: Settings, raw_db
+) -> None:
+    write_state(raw_db, CatalogState.of([A]), at(10, 0))
+    build(settings)  # full: writes manifest.json
+    target = settings.data_dir / "dbt" / "target"
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    in_cycle = set(
+        runner._invoke(
+            settings, ["ls", "--selector", "cycle", "--resource-type", "test"]
+        ).result
+    )
+    assert _scope(build(settings)) == CYCLE  # compiles the cycle's tests
+
+    def tested(test: dict) -> str:
+        return test["attached_node"] or test["depends_on"]["nodes"][0]
+
+    def kind(test: dict) -> str:
+        return (test.get("test_metadata") or {}).get("name", "")
+
+    # Every not_null test the cycle leaves out, by the relation it tests.
+    left_out: dict[str, set[str]] = {}
+    for test in nodes.values():
+        if kind(test) == "not_null" and test["name"] not in {
+            fqn.split(".")[-1] for fqn in in_cycle
+        }:
+            column = test["test_metadata"]["kwargs"]["column_name"]
+            left_out.setdefault(tested(test), set()).add(column)
+    combined = {
+        tested(test): test
+        for test in nodes.values()
+        if kind(test) == "columns_not_null"
+    }
+    checked: dict[str, set[str]] = {}
+    for relation, test in combined.items():
+        assert any(name.endswith("." + test["name"]) for name in in_cycle), test["name"]
+        sql = next(target.glob(f"compiled/**/{test['name']}.sql")).read_text()
+        checked[relation] = set(re.findall(r"where (\w+) is null", sql))
+    # Left out of the cycle and not combined: only relations the cycle does not
+    # build (staging views, the seed) or that refuse nulls themselves (the
+    # notifier's primary keys).
+    unguarded = {
+        relation: columns
+        for relation, columns in left_out.items()
+        if not columns <= checked.get(relation, set())
+    }
+    assert all(
+        relation.startswith(
+            (
+                "model.athlon_flex.stg_",
+                "seed.athlon_flex.",
+                "source.athlon_flex.notifier.",
+            )
+        )
+        for relation in unguarded
+    ), unguarded
+    assert sum(len(columns) for columns in checked.values()) == 44
+    assert len(checked) == 11
+
+
+def test_a_null_in_a_guarded_column_fails_the_cycles_build_naming_column_and_relation(
+    settings: Settings, raw_db
+) -> None:
+    write_state(raw_db, CatalogState.of([A]), at(10, 0))
+    assert _scope(build(settings)) == FULL
+    broken = {**B, "make": None}
+    state = CatalogState(vehicles=(A, broken), clusters=tuple(clusters_for([A])))
+    write_state(raw_db, state, at(10, 10))
+
+    with pytest.raises(TransformError) as failed:
+        build(settings)
+
+    assert "source_columns_not_null_athlon_vehicles_ (test)" in str(failed.value)
+    # Nothing downstream ran: the snapshot holds only the first load's car.
     assert windows(raw_db) == [("veh-a", at(10, 0), None)]
