@@ -1,9 +1,11 @@
 """The real DAG, run by `airflow dags test` against real parts.
 
-Each run is a subprocess: Airflow 3.3 with SQLite metadata in one migrated AIRFLOW_HOME
-per session, the project's settings pointing at the test's PostgreSQL database, the
-simulated showroom API over HTTP and a local SMTP server. Task states are read from
-Airflow's own metadata database afterwards.
+Each run is Airflow's own `airflow dags test` command, run by one Airflow process for
+the file (tests/dags/airflow_cli_server.py) with SQLite metadata in one migrated
+AIRFLOW_HOME; each run gets the environment a fresh `airflow` process would: the
+project's settings pointing at the test's PostgreSQL database, the simulated showroom
+API over HTTP and a local SMTP server. Task states are read from Airflow's own
+metadata database afterwards.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pydantic import SecretStr
 
 from athlon_flex.settings import Settings
 from simulation.fake_api import FakeShowroom
-from tests.dags.airflow_env import airflow_env, run_airflow
+from tests.dags.airflow_env import AirflowProcess, airflow_env
+from tests.dags.conftest import new_airflow_home
 from tests.support.raw_tables import (
     CatalogState,
     clusters_for,
@@ -53,13 +56,22 @@ _logical_dates = (
 )
 
 
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One AIRFLOW_HOME with a migrated SQLite metadata DB for the whole session."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    result = run_airflow(["db", "migrate"], airflow_env(home), cwd=home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home
+@pytest.fixture(scope="module")
+def airflow_home(
+    tmp_path_factory: pytest.TempPathFactory, migrated_airflow_db: Path
+) -> Path:
+    """One AIRFLOW_HOME with a migrated SQLite metadata DB for this file's tests."""
+    return new_airflow_home(
+        tmp_path_factory.mktemp("airflow") / "home", migrated_airflow_db
+    )
+
+
+@pytest.fixture(scope="module")
+def airflow(airflow_home: Path) -> Iterator[AirflowProcess]:
+    """The Airflow process that runs this file's `airflow dags test` commands."""
+    process = AirflowProcess(airflow_home, airflow_home / "airflow-process.log")
+    yield process
+    process.close()
 
 
 def _as_env(settings: Settings) -> dict[str, str]:
@@ -83,7 +95,10 @@ def _as_env(settings: Settings) -> dict[str, str]:
 class DagRunner:
     """Runs the DAG for one test and reads back what Airflow recorded."""
 
-    def __init__(self, home: Path, settings: Settings, cwd: Path) -> None:
+    def __init__(
+        self, airflow: AirflowProcess, home: Path, settings: Settings, cwd: Path
+    ) -> None:
+        self.airflow = airflow
         self.home = home
         self.settings = settings
         self.cwd = cwd
@@ -92,7 +107,7 @@ class DagRunner:
         """`airflow dags test athlon_flex <new date> [extra]`: (run_id, result)."""
         logical_date = next(_logical_dates).isoformat()
         env = airflow_env(self.home, **_as_env(self.settings))
-        result = run_airflow(
+        result = self.airflow.run(
             ["dags", "test", "athlon_flex", logical_date, *extra], env, cwd=self.cwd
         )
         # Kept next to the test's files: the first place to look when a test fails.
@@ -124,6 +139,7 @@ class DagRunner:
 
 @pytest.fixture
 def dag_runner(
+    airflow: AirflowProcess,
     airflow_home: Path,
     make_settings: Callable[..., Settings],
     fake_api: FakeShowroom,
@@ -139,7 +155,7 @@ def dag_runner(
     )
     cwd = tmp_path / "cwd"  # no .env of the repository is read
     cwd.mkdir()
-    yield DagRunner(airflow_home, settings, cwd)
+    yield DagRunner(airflow, airflow_home, settings, cwd)
 
 
 def _scalar(db: psycopg2.extensions.connection, query: str) -> Any:

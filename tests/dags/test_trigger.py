@@ -23,6 +23,7 @@ from athlon_flex.settings import Settings
 from loader.pipeline import load
 from simulation.fake_api import Catalog
 from tests.dags.airflow_env import VENV_BIN, airflow_env, run_airflow
+from tests.dags.conftest import new_airflow_home
 from tests.dags.test_dag_runs import _as_env
 
 CLASSPATH = "watcher.trigger.ShowroomChangedTrigger"
@@ -48,12 +49,8 @@ def _asset_events(home: Path) -> list[dict]:
 
 
 @pytest.fixture
-def airflow_home(tmp_path: Path) -> Path:
-    home = tmp_path / "airflow-home"
-    home.mkdir()
-    result = run_airflow(["db", "migrate"], airflow_env(home), cwd=home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home
+def airflow_home(tmp_path: Path, migrated_airflow_db: Path) -> Path:
+    return new_airflow_home(tmp_path / "airflow-home", migrated_airflow_db)
 
 
 def test_trigger_in_the_triggerer_emits_an_asset_event_on_a_change_and_none_without(
