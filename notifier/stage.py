@@ -45,22 +45,22 @@ from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
 from notifier.mailer import (
     MAX_EMAIL_BYTES,
+    EmailFitter,
     FittedEmail,
     Mailer,
     MailError,
     as_wire_bytes,
     compose,
-    fit_email,
     message_id_for_rows,
     transport_from_settings,
 )
 from notifier.phrases import BADGES, alert_kind
 from notifier.push import PushChannel, PushError, decode_message, encode_message
 from notifier.render import (
+    EmailRenderer,
     RenderedEmail,
     euro,
     local_time,
-    render_email,
     render_push,
     vehicle_label,
 )
@@ -107,6 +107,18 @@ class _Run:
     starts: Mapping[str, tuple[datetime, datetime | None]]
     # (make, model) → median hours its cars stay (marts.vehicle_lease_speed)
     lease_speeds: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    # time zone → the run's email fitter: each car's card is rendered once per
+    # run, whichever recipients and emails show it
+    fitters: dict[str, EmailFitter] = field(default_factory=dict)
+
+    def fitter(self, timezone: str, sender: str) -> EmailFitter:
+        found = self.fitters.get(timezone)
+        if found is None:
+            renderer = EmailRenderer(
+                image_width=self.settings.notify_image_width, timezone=timezone
+            )
+            found = self.fitters[timezone] = EmailFitter(renderer, sender=sender)
+        return found
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -491,7 +503,7 @@ def _serve(
     failure: str | None = None
     while remaining:
         fitted = _fit_email(
-            remaining, settings, timezone, mailer.transport.sender, recipient
+            run.fitter(timezone, mailer.transport.sender), remaining, recipient
         )
         email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
         windows, told_drops = _carried(fitted.shown, folded)
@@ -613,25 +625,10 @@ def _carried(
 
 
 def _fit_email(
-    rows: Sequence[dict[str, Any]],
-    settings: Settings,
-    timezone: str,
-    sender: str,
-    recipient: str,
+    fitter: EmailFitter, rows: Sequence[dict[str, Any]], recipient: str
 ) -> FittedEmail:
-    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.fit_email)."""
-
-    def render(shown: Sequence[Any], left_out: Sequence[Any]) -> RenderedEmail:
-        return render_email(
-            shown,
-            image_width=settings.notify_image_width,
-            timezone=timezone,
-            left_out=left_out,
-            sender=sender,
-            recipient=recipient,
-        )
-
-    fitted = fit_email(rows, render, sender=sender, recipient=recipient)
+    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.EmailFitter)."""
+    fitted = fitter.fit(rows, recipient=recipient)
     if fitted.left_out:
         log.info(
             "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
