@@ -239,6 +239,14 @@ def _model_name(row: Mapping[str, Any]) -> str:
     return f"{_text(row.get('make'))} {_text(row.get('model'))}"
 
 
+def kind_counts(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """`["3 new", "1 cheaper"]`: how many lines of each kind, in the kinds' order."""
+    kinds = Counter(alert_kind(row) for row in rows)
+    return [
+        f"{kinds[kind]} {SUBJECT_WORDS[kind]}" for kind in ALERT_KINDS if kinds[kind]
+    ]
+
+
 def subject_for(
     rows: Sequence[Mapping[str, Any]], *, more: int = 0, limit: int = SUBJECT_MAX_CHARS
 ) -> str:
@@ -247,10 +255,7 @@ def subject_for(
 
     `more` cars left for a later message are counted too (`, 930 more`).
     """
-    kinds = Counter(alert_kind(row) for row in rows)
-    counts = [
-        f"{kinds[kind]} {SUBJECT_WORDS[kind]}" for kind in ALERT_KINDS if kinds[kind]
-    ]
+    counts = kind_counts(rows)
     if more:
         counts.append(f"{more} more")
     head = ", ".join(counts) or "nothing new"

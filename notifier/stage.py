@@ -60,6 +60,7 @@ from notifier.render import (
     EmailRenderer,
     RenderedEmail,
     euro,
+    kind_counts,
     local_time,
     render_push,
     vehicle_label,
@@ -284,9 +285,9 @@ def notify(
         )
         raise NotifyError(
             f"Skipped {len(result.failed)} recipient(s) ({failures}). Nothing "
-            "was recorded for them as sent, so the next run sends it again (an email "
-            "the server may have taken goes again with the same Message-ID); the "
-            f"others were served. {result}",
+            "was recorded for them as sent but the emails before the failure, so the "
+            "next run sends the rest (an email the server may have taken goes again "
+            f"with the same Message-ID); the others were served. {result}",
             summary=result,
         )
     return result
@@ -473,18 +474,12 @@ def _serve(
         )
     lines = _with_lease_speed([*chosen, *cheaper], run.lease_speeds)
     told_drops = [*folded, *cheaper]
-    for row in lines:
-        log.info(
-            "%s for %s: %s",
-            BADGES[alert_kind(row)].capitalize(),
-            recipient,
-            _describe_vehicle(row, timezone),
-        )
 
     if target.channel == "push":
         return _push(conn, target, lines, folded, timezone, baselined)
 
     if target.channel == "console":
+        _log_cars(logging.INFO, recipient, lines, timezone)  # the channel itself
         recorded = store.record(conn, recipient, chosen, told_drops)
         return RecipientSummary(
             recipient,
@@ -526,7 +521,14 @@ def _serve(
             failure = str(error)
             break
         store.mark_sent(conn, message_id)
-        log.info("Emailed %s: %s (%s)", recipient, email.subject, message_id)
+        log.info(
+            "Emailed %s %s: %s (%s)",
+            recipient,
+            _carrying(fitted.shown),
+            email.subject,
+            message_id,
+        )
+        _log_cars(logging.DEBUG, recipient, fitted.shown, timezone)
         emails += 1
         claimed += claims
         shown += len(fitted.shown)
@@ -541,6 +543,28 @@ def _serve(
         baselined=baselined,
         error=failure,
     )
+
+
+def _carrying(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`45 car(s) (44 new, 1 cheaper)`: what one message carries, for its log line."""
+    return f"{len(rows)} car(s) ({', '.join(kind_counts(rows))})"
+
+
+def _log_cars(
+    level: int, recipient: str, rows: Sequence[Mapping[str, Any]], timezone: str
+) -> None:
+    """A line per car told: the console channel's whole message (INFO); under a
+    message sent, the detail of what it carried (DEBUG, `-v`)."""
+    if not log.isEnabledFor(level):
+        return
+    for row in rows:
+        log.log(
+            level,
+            "%s for %s: %s",
+            BADGES[alert_kind(row)].capitalize(),
+            recipient,
+            _describe_vehicle(row, timezone),
+        )
 
 
 def _line_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -630,7 +654,7 @@ def _fit_email(
     """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.EmailFitter)."""
     fitted = fitter.fit(rows, recipient=recipient)
     if fitted.left_out:
-        log.info(
+        log.debug(
             "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
             "%d go in the next email",
             recipient,
@@ -688,7 +712,14 @@ def _push(
             error=str(error),
         )
     store.mark_sent(conn, message_id)
-    log.info("Pushed to %s: %s (%s)", channel.describe(), title, message_id)
+    log.info(
+        "Pushed to %s %s: %s (%s)",
+        channel.describe(),
+        _carrying(shown),
+        title,
+        message_id,
+    )
+    _log_cars(logging.DEBUG, target.recipient, shown, timezone)
     return RecipientSummary(
         target.recipient,
         "push",
