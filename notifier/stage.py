@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -490,50 +491,100 @@ def _serve(
         )
 
     assert mailer is not None  # email_configured implies a transport
-    # A batch past one email's size goes as several emails in this run, each
-    # under MAX_EMAIL_BYTES and each through the outbox on its own: each claims
-    # only the cars it shows, so a failure between two leaves the rest pending.
-    remaining = list(lines)
+    return _email(conn, target, lines, folded, run, mailer, timezone, baselined)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """An email written to the outbox with the windows and drops it claims."""
+
+    fitted: FittedEmail
+    claims: int
+
+
+def _email(
+    conn: psycopg2.extensions.connection,
+    target: _Target,
+    lines: Sequence[dict[str, Any]],
+    folded: Sequence[dict[str, Any]],
+    run: _Run,
+    mailer: Mailer,
+    timezone: str,
+    baselined: int,
+) -> RecipientSummary:
+    """Claim, send, mark the emails of one recipient's lines.
+
+    A batch past one email's size goes as several emails in this run, each under
+    MAX_EMAIL_BYTES and each through the outbox on its own: each claims only the
+    cars it shows, so a failure between two leaves the rest pending. They go one
+    after another over one SMTP connection, on a thread of its own: while the
+    server takes one, this thread builds and claims the next and marks the one
+    before, so a big batch costs about the server's time, not that plus ours.
+    Each email keeps its own order (claimed, sent, marked); one that was claimed
+    but not yet tried when the one before failed is released.
+    """
+    recipient = target.recipient
+    fitter = run.fitter(timezone, mailer.transport.sender)
+
+    def claim(rows: Sequence[dict[str, Any]]) -> _Claimed:
+        fitted = _fit_email(fitter, rows, recipient)
+        windows, drops = _carried(fitted.shown, folded)
+        claims = store.write_intent(
+            conn, recipient, fitted.message_id, fitted.wire, windows, drops
+        )
+        return _Claimed(fitted, claims)
+
     emails = claimed = shown = 0
     failure: str | None = None
-    while remaining:
-        fitted = _fit_email(
-            run.fitter(timezone, mailer.transport.sender), remaining, recipient
-        )
-        email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
-        windows, told_drops = _carried(fitted.shown, folded)
-        claims = store.write_intent(
-            conn, recipient, message_id, wire, windows, told_drops
-        )
-        try:
-            mailer.send(wire, recipient)
-        except MailError as error:
-            if error.refused:
-                store.drop_intent(conn, message_id)
-                what = (
-                    f"Nothing more recorded for {recipient}; the next run tries again"
-                )
-            else:
-                what = (
-                    f"The next run resends it to {recipient} with the same Message-ID"
-                )
-            log.error("Email to %s failed: %s. %s", recipient, error, what)
-            failure = str(error)
-            break
-        store.mark_sent(conn, message_id)
-        log.info(
-            "Emailed %s %s: %s (%s)",
-            recipient,
-            _carrying(fitted.shown),
-            email.subject,
-            message_id,
-        )
-        _log_cars(logging.DEBUG, recipient, fitted.shown, timezone)
-        emails += 1
-        claimed += claims
-        shown += len(fitted.shown)
-        told = {_line_key(row) for row in fitted.shown}
-        remaining = [row for row in remaining if _line_key(row) not in told]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as smtp:
+        current: _Claimed | None = claim(lines)
+        remaining = list(lines)
+        while current is not None:
+            fitted = current.fitted
+            sending = smtp.submit(mailer.send, fitted.wire, recipient)
+            told = {_line_key(row) for row in fitted.shown}
+            remaining = [row for row in remaining if _line_key(row) not in told]
+            following: _Claimed | None = None
+            broken: Exception | None = None
+            try:  # while the server takes this one
+                following = claim(remaining) if remaining else None
+            except Exception as error:  # raised once this one is sent and marked
+                conn.rollback()
+                broken = error
+            try:
+                sending.result()
+            except MailError as error:
+                if error.refused:
+                    store.drop_intent(conn, fitted.message_id)
+                    what = (
+                        f"Nothing more recorded for {recipient}; the next run "
+                        "tries again"
+                    )
+                else:
+                    what = (
+                        f"The next run resends it to {recipient} with the same "
+                        "Message-ID"
+                    )
+                if following is not None:  # never tried: nothing was delivered
+                    store.drop_intent(conn, following.fitted.message_id)
+                log.error("Email to %s failed: %s. %s", recipient, error, what)
+                failure = str(error)
+                break
+            store.mark_sent(conn, fitted.message_id)
+            log.info(
+                "Emailed %s %s: %s (%s)",
+                recipient,
+                _carrying(fitted.shown),
+                fitted.email.subject,
+                fitted.message_id,
+            )
+            _log_cars(logging.DEBUG, recipient, fitted.shown, timezone)
+            emails += 1
+            claimed += current.claims
+            shown += len(fitted.shown)
+            if broken is not None:
+                raise broken
+            current = following
     return RecipientSummary(
         recipient,
         target.channel,
