@@ -9,11 +9,13 @@ recipient would not get the text and HTML we rendered.
 
 from __future__ import annotations
 
+import binascii
+import bisect
 import hashlib
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -23,7 +25,12 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from athlon_flex.settings import GMAIL_SMTP_HOST, Settings
-from notifier.render import RenderedEmail, rows_in_email_order, unsubscribe_address
+from notifier.render import (
+    EmailRenderer,
+    RenderedEmail,
+    rows_in_email_order,
+    unsubscribe_address,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +132,40 @@ def message_id_for_rows(
     return message_id_for(recipient, windows, sender=sender)
 
 
+@dataclass(frozen=True)
+class Bodies:
+    """An email's plain text and HTML as quoted-printable bodies (encoded once:
+    to measure the email, then to send it)."""
+
+    text: str
+    html: str
+
+    @classmethod
+    def of(cls, email: RenderedEmail) -> Bodies:
+        return cls(quoted_printable(email.text), quoted_printable(email.html))
+
+    @property
+    def size(self) -> int:
+        """Bytes of both bodies as sent (CRLF line ends)."""
+        return sum(len(body) + body.count("\n") for body in (self.text, self.html))
+
+
 def compose(
-    email: RenderedEmail, *, sender: str, recipient: str, message_id: str
+    email: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    bodies: Bodies | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message: our plain text first, our HTML preferred.
+    """A multipart/alternative message: our plain text first, our HTML preferred;
+    `bodies` when they are encoded already.
 
     List-Unsubscribe (RFC 2369) is a mailto: to the sender, who keeps the
     subscriptions file; no List-Unsubscribe-Post (RFC 8058 one-click), which needs
     an https URL this tool does not serve.
     """
+    bodies = bodies or Bodies.of(email)
     message = EmailMessage()
     message["Subject"] = email.subject
     message["From"] = sender
@@ -143,9 +175,33 @@ def compose(
     unsubscribe = unsubscribe_address(sender, recipient)
     if unsubscribe:
         message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message.set_content(email.text)
-    message.add_alternative(email.html, subtype="html")
+    message["MIME-Version"] = "1.0"
+    message.make_alternative()
+    for subtype, body in (("plain", bodies.text), ("html", bodies.html)):
+        part = EmailMessage(policy=message.policy)
+        part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+        part["Content-Transfer-Encoding"] = "quoted-printable"
+        part.set_payload(body)
+        message.attach(part)
     return message
+
+
+def quoted_printable(text: str) -> str:
+    """The text as a quoted-printable body (UTF-8), lines ending in LF; the
+    message as sent ends them in CRLF (as_wire_bytes).
+
+    binascii's encoder, written in C, rather than what `set_content` uses (the
+    email package's own, in Python: a third of building an email, and a first run
+    builds dozens). A lone CR ends a line, as it does in `set_content`.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(lines.encode(), istext=True).decode("ascii")
+
+
+def wire_size(text: str) -> int:
+    """Bytes the text takes as a body of the message as sent (CRLF line ends)."""
+    encoded = quoted_printable(text)
+    return len(encoded) + encoded.count("\n")
 
 
 def as_wire_bytes(message: EmailMessage) -> bytes:
@@ -156,11 +212,13 @@ def as_wire_bytes(message: EmailMessage) -> bytes:
 # Gmail clips a message past about 102 KB (it shows "[Message clipped]" and hides
 # the rest); the whole message, both parts and headers, stays under this.
 MAX_EMAIL_BYTES = 100_000
-# The first try renders at most this many cars (a first run may have a thousand):
-# about what fits, so one or two tries usually settle it (encoding a message is
-# the slow part).
+# A run's first email tries this many cars (a first run may have a thousand):
+# about what fits; what it measures sizes the rest (EmailFitter).
 FIRST_TRY_CARS = 40
 FIT_ATTEMPTS = 8
+# What headers and MIME parts take besides the two bodies, until the first
+# message of a run measures it (about 700 bytes; more with a long subject).
+HEADERS_GUESS = 1_500
 
 
 @dataclass(frozen=True)
@@ -175,49 +233,116 @@ class FittedEmail:
     left_out: list[Mapping[str, Any]]
 
 
-def fit_email(
-    rows: Sequence[Mapping[str, Any]],
-    render: Callable[
-        [Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]], RenderedEmail
-    ],
-    *,
-    sender: str,
-    recipient: str,
-    limit: int = MAX_EMAIL_BYTES,
-) -> FittedEmail:
-    """As many of the rows (in the email's order) as fit in `limit` bytes, the
-    rest counted by `render(shown, left_out)`. At least one car is shown."""
-    ordered = rows_in_email_order(rows)
+class EmailFitter:
+    """Fits a run's emails under `limit` bytes, building each message once.
 
-    def build(count: int) -> FittedEmail:
-        shown, left_out = ordered[:count], ordered[count:]
-        email = render(shown, left_out)
-        message_id = message_id_for_rows(recipient, shown, sender=sender)
-        wire = as_wire_bytes(
-            compose(email, sender=sender, recipient=recipient, message_id=message_id)
-        )
-        return FittedEmail(email, wire, message_id, shown, left_out)
+    An email is its cars' cards plus the rest: headers, each make and model's
+    heading, the count of the cars left for the next email. Each card's size as
+    sent is known before any email is built (the renderer renders it once per
+    run; it is encoded once here), and the rest changes little from one email to
+    the next. So an email takes as many cars as fit beside the rest of the email
+    before it; its draft (rendered and encoded, the headers' size taken from the
+    last message) corrects that count, and only the count settled on becomes a
+    message, which is measured as it will be sent: one past the limit (its
+    headers grew) is drafted again with fewer cars. Keep one per run and
+    renderer.
+    """
 
-    count = min(len(ordered), FIRST_TRY_CARS)
-    best: FittedEmail | None = None
-    tried: set[int] = set()
-    for _ in range(FIT_ATTEMPTS):
-        tried.add(count)
-        fitted = build(count)
-        size = len(fitted.wire)
-        if size <= limit and (best is None or count > len(best.shown)):
-            best = fitted
-        # Scale by bytes per car, aiming a little under the limit.
-        guess = max(1, min(len(ordered), int(count * limit * 0.97 / size)))
-        if size <= limit:
-            if count == len(ordered) or guess <= count:
+    def __init__(
+        self, renderer: EmailRenderer, *, sender: str, limit: int = MAX_EMAIL_BYTES
+    ) -> None:
+        self._renderer = renderer
+        self._sender = sender
+        self._limit = limit
+        self._rest: int | None = None  # bytes besides the cards, last measured
+        self._headers = HEADERS_GUESS  # bytes besides the bodies, last measured
+        self._sizes: dict[str, int] = {}  # card text → its bytes as sent
+
+    def _size(self, card: str) -> int:
+        size = self._sizes.get(card)
+        if size is None:
+            size = self._sizes[card] = wire_size(card)
+        return size
+
+    def fit(self, rows: Sequence[Mapping[str, Any]], *, recipient: str) -> FittedEmail:
+        """As many of the rows (in the email's order) as fit, the rest counted
+        in the email. At least one car is shown."""
+        ordered = rows_in_email_order(rows)
+        # Bytes of the first n cards as sent (each HTML card ends its own line),
+        # as far as more than fit.
+        totals = [0]
+        for html, text in self._renderer.cards(ordered):
+            totals.append(totals[-1] + self._size(html) + 2 + self._size(text))
+            if totals[-1] > self._limit:
                 break
-            count = guess
-        else:
-            count = max(1, min(count - 1, guess))
-        if count in tried:
-            break
-    return best if best is not None else build(1)
+
+        def most(rest: int) -> int:
+            """The most cars whose cards fit beside `rest` bytes, at least one."""
+            return max(1, bisect.bisect_right(totals, self._limit - rest) - 1)
+
+        def draft(count: int) -> tuple[RenderedEmail, Bodies]:
+            email = self._renderer.render(
+                ordered[:count],
+                left_out=ordered[count:],
+                sender=self._sender,
+                recipient=recipient,
+            )
+            return email, Bodies.of(email)
+
+        count = (
+            min(len(totals) - 1, FIRST_TRY_CARS)
+            if self._rest is None
+            else most(self._rest)
+        )
+        too_many = len(ordered) + 1  # the fewest cars known not to fit
+        for _ in range(FIT_ATTEMPTS):
+            fits: tuple[int, RenderedEmail, Bodies] | None = None
+            for _ in range(FIT_ATTEMPTS):
+                email, bodies = draft(count)
+                size = bodies.size + self._headers
+                self._rest = size - totals[count]
+                if size <= self._limit:
+                    fits = (count, email, bodies)
+                else:
+                    too_many = count
+                # More when the rest shrank, fewer when it grew.
+                following = min(most(self._rest), too_many - 1)
+                if following < 1 or following == count:
+                    break
+                if fits is not None and following <= fits[0]:
+                    break
+                count = following
+            if fits is None:  # not even one car fits: it goes alone
+                count = 1
+                fits = (count, *draft(count))
+            fitted = self._message(*fits, ordered=ordered, recipient=recipient)
+            self._headers = len(fitted.wire) - fits[2].size
+            if len(fitted.wire) <= self._limit or fits[0] == 1:
+                break
+            too_many = count = fits[0]  # its headers grew: fewer cars
+            count -= 1
+        return fitted
+
+    def _message(
+        self,
+        count: int,
+        email: RenderedEmail,
+        bodies: Bodies,
+        *,
+        ordered: Sequence[Mapping[str, Any]],
+        recipient: str,
+    ) -> FittedEmail:
+        shown = list(ordered[:count])
+        message_id = message_id_for_rows(recipient, shown, sender=self._sender)
+        message = compose(
+            email,
+            sender=self._sender,
+            recipient=recipient,
+            message_id=message_id,
+            bodies=bodies,
+        )
+        wire = as_wire_bytes(message)
+        return FittedEmail(email, wire, message_id, shown, list(ordered[count:]))
 
 
 def _text(reply: bytes | str) -> str:

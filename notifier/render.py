@@ -8,7 +8,7 @@ link is only a link when it is http(s).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 
 from notifier.phrases import (
     ALERT_KINDS,
@@ -238,6 +239,14 @@ def _model_name(row: Mapping[str, Any]) -> str:
     return f"{_text(row.get('make'))} {_text(row.get('model'))}"
 
 
+def kind_counts(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """`["3 new", "1 cheaper"]`: how many lines of each kind, in the kinds' order."""
+    kinds = Counter(alert_kind(row) for row in rows)
+    return [
+        f"{kinds[kind]} {SUBJECT_WORDS[kind]}" for kind in ALERT_KINDS if kinds[kind]
+    ]
+
+
 def subject_for(
     rows: Sequence[Mapping[str, Any]], *, more: int = 0, limit: int = SUBJECT_MAX_CHARS
 ) -> str:
@@ -246,10 +255,7 @@ def subject_for(
 
     `more` cars left for a later message are counted too (`, 930 more`).
     """
-    kinds = Counter(alert_kind(row) for row in rows)
-    counts = [
-        f"{kinds[kind]} {SUBJECT_WORDS[kind]}" for kind in ALERT_KINDS if kinds[kind]
-    ]
+    counts = kind_counts(rows)
     if more:
         counts.append(f"{more} more")
     head = ", ".join(counts) or "nothing new"
@@ -287,40 +293,62 @@ def remainder(rows: Iterable[Mapping[str, Any]]) -> list[Remainder]:
     ]
 
 
+def _email_order(row: Mapping[str, Any]) -> tuple:
+    """Where a row stands in the email: by make and model, then cheapest first
+    (unknown and non-finite prices last: NaN cannot be ordered)."""
+    price = _amount(row.get("price_per_month_in_euro"))
+    return (
+        _text(row.get("make")),
+        _text(row.get("model")),
+        price is None,
+        price or Decimal(0),
+        str(row.get("license_plate") or ""),
+        str(row.get("vehicle_id")),
+    )
+
+
+def _grouped(
+    rows: Iterable[Mapping[str, Any]],
+) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
+    """(make, model, its rows) in the email's order."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in sorted(rows, key=_email_order):
+        groups.setdefault(_email_order(row)[:2], []).append(row)
+    return [(make, model, members) for (make, model), members in groups.items()]
+
+
+def _cluster(
+    make: str,
+    model: str,
+    members: Sequence[Mapping[str, Any]],
+    lines: tuple[VehicleLine, ...],
+    image_width: int,
+) -> Cluster:
+    image = next(
+        (url for r in members if (url := image_url(r.get("image_uri"), image_width))),
+        None,
+    )
+    link = next(
+        (url for r in members if (url := safe_url(r.get("cluster_showroom_uri")))),
+        None,
+    )
+    return Cluster(make, model, image, link, lines)
+
+
 def group_clusters(
     rows: Iterable[Mapping[str, Any]], *, image_width: int, timezone: str
 ) -> list[Cluster]:
     """Rows grouped by (make, model), clusters alphabetical, vehicles cheapest first."""
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        key = (_text(row.get("make")), _text(row.get("model")))
-        grouped.setdefault(key, []).append(row)
-    clusters = []
-    for (make, model), members in sorted(grouped.items()):
-        # Unknown and non-finite prices last (NaN cannot be ordered).
-        members.sort(
-            key=lambda r: (
-                (price := _amount(r.get("price_per_month_in_euro"))) is None,
-                price or Decimal(0),
-                str(r.get("license_plate") or ""),
-                str(r.get("vehicle_id")),
-            )
+    return [
+        _cluster(
+            make,
+            model,
+            members,
+            tuple(vehicle_line(r, timezone) for r in members),
+            image_width,
         )
-        image = next(
-            (
-                url
-                for r in members
-                if (url := image_url(r.get("image_uri"), image_width))
-            ),
-            None,
-        )
-        link = next(
-            (url for r in members if (url := safe_url(r.get("cluster_showroom_uri")))),
-            None,
-        )
-        lines = tuple(vehicle_line(r, timezone) for r in members)
-        clusters.append(Cluster(make, model, image, link, lines))
-    return clusters
+        for make, model, members in _grouped(rows)
+    ]
 
 
 @cache
@@ -337,18 +365,15 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _shown_fields(clusters: Sequence[Cluster]) -> tuple[str, ...]:
+def _shown_fields(lines: Iterable[VehicleLine]) -> tuple[str, ...]:
     """The fields some car of the email has: one unknown for all is left out
     (Contribution and Net cost without a login)."""
-    return tuple(
-        name
-        for name in FIELD_NAMES
-        if any(
-            vehicle.fields[name] != MISSING
-            for cluster in clusters
-            for vehicle in cluster.vehicles
-        )
-    )
+    missing = set(FIELD_NAMES)
+    for line in lines:
+        missing -= {name for name in missing if line.fields[name] != MISSING}
+        if not missing:
+            break
+    return tuple(name for name in FIELD_NAMES if name not in missing)
 
 
 def unsubscribe_address(sender: str | None, recipient: str | None) -> str | None:
@@ -360,6 +385,130 @@ def unsubscribe_address(sender: str | None, recipient: str | None) -> str | None
     return f"mailto:{sender}?subject={subject}"
 
 
+class EmailRenderer:
+    """Renders the emails of one run for one time zone and picture width.
+
+    A first run shows every car to every recipient, about 45 cars an email. Each
+    car's line and card (vehicle.html, vehicle.txt) is built once here and reused
+    by every email, every size try (mailer.EmailFitter) and every recipient that
+    shows it, so an email costs the join of its cards, not a template pass over
+    each car. Keep one for a run only: the cards hold the run's rows.
+    """
+
+    def __init__(self, *, image_width: int, timezone: str) -> None:
+        self.image_width = image_width
+        self.timezone = timezone
+        self._lines: dict[int, VehicleLine] = {}
+        self._cards: dict[tuple[int, tuple[str, ...]], tuple[Markup, str]] = {}
+        # A car's content (its row without the recipient: the same car is the
+        # same card for everyone) → a number, so the caches hash a number.
+        self._numbers: dict[Hashable, int] = {}
+        # id(row) → (the row, its number): a row's content is read once however
+        # often it is looked up; holding the row keeps its id from being reused.
+        self._rows: dict[int, tuple[Mapping[str, Any], int | None]] = {}
+
+    def _number(self, row: Mapping[str, Any]) -> int | None:
+        """The number of the row's content; None when a value cannot be hashed
+        (such a row is rendered each time)."""
+        known = self._rows.get(id(row))
+        if known is not None and known[0] is row:
+            return known[1]
+        content = tuple(item for item in row.items() if item[0] != "recipient")
+        try:
+            number: int | None = self._numbers.setdefault(content, len(self._numbers))
+        except TypeError:
+            number = None
+        self._rows[id(row)] = (row, number)
+        return number
+
+    def line(self, row: Mapping[str, Any]) -> VehicleLine:
+        number = self._number(row)
+        if number is None:
+            return vehicle_line(row, self.timezone)
+        found = self._lines.get(number)
+        if found is None:
+            found = self._lines[number] = vehicle_line(row, self.timezone)
+        return found
+
+    def _card(
+        self, row: Mapping[str, Any], fields: tuple[str, ...]
+    ) -> tuple[Markup, str]:
+        number = self._number(row)
+        found = self._cards.get((number, fields)) if number is not None else None
+        if found is None:
+            environment = _environment()
+            context = {"vehicle": self.line(row), "fields": fields}
+            found = (
+                # vehicle.html autoescapes (an .html template): its output is safe
+                # to place as it is, where escaping it again would show markup.
+                Markup(environment.get_template("vehicle.html").render(context)),  # noqa: S704
+                environment.get_template("vehicle.txt").render(context),
+            )
+            if number is not None:
+                self._cards[(number, fields)] = found
+        return found
+
+    def cards(self, rows: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, str]]:
+        """Each row's card as (HTML, text), as far as it is read, with the fields
+        some of these rows have: an email of some of them shows those or fewer."""
+        fields = _shown_fields(self.line(row) for row in rows)
+        return (self._card(row, fields) for row in rows)
+
+    def render(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        left_out: Sequence[Mapping[str, Any]] = (),
+        sender: str | None = None,
+        recipient: str | None = None,
+    ) -> RenderedEmail:
+        """The email for these windows (all for one recipient).
+
+        `left_out` are the recipient's other cars that did not fit this message:
+        only counted per make and model, they follow in the next one.
+        """
+        rows = list(rows)
+        groups = [
+            (make, model, members, tuple(self.line(r) for r in members))
+            for make, model, members in _grouped(rows)
+        ]
+        fields = _shown_fields(line for *_, lines in groups for line in lines)
+        clusters = [
+            (
+                _cluster(make, model, members, lines, self.image_width),
+                [self._card(r, fields) for r in members],
+            )
+            for make, model, members, lines in groups
+        ]
+        kinds = Counter(line.kind for *_, lines in groups for line in lines)
+        context = {
+            "subject": subject_for(rows, more=len(left_out)),
+            "count": len(rows),
+            "kinds": [(SUBJECT_WORDS[k], kinds[k]) for k in ALERT_KINDS if kinds[k]],
+            "clusters": [
+                (cluster, [html for html, _ in cards]) for cluster, cards in clusters
+            ],
+            "fields": fields,
+            "left_out": remainder(left_out),
+            "left_out_count": len(left_out),
+            "image_width": self.image_width,
+            "timezone": self.timezone,
+            "sender": sender,
+            "recipient": recipient,
+            "unsubscribe": unsubscribe_address(sender, recipient),
+        }
+        environment = _environment()
+        html = environment.get_template("new_vehicles.html").render(context)
+        context["clusters"] = [
+            (cluster, [text for _, text in cards]) for cluster, cards in clusters
+        ]
+        return RenderedEmail(
+            subject=context["subject"],
+            html=html,
+            text=environment.get_template("new_vehicles.txt").render(context),
+        )
+
+
 def render_email(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -369,34 +518,10 @@ def render_email(
     sender: str | None = None,
     recipient: str | None = None,
 ) -> RenderedEmail:
-    """The email for these windows (all for one recipient).
-
-    `left_out` are the recipient's other cars that did not fit this message: only
-    counted per make and model, they follow in the next one.
-    """
-    rows = list(rows)
-    clusters = group_clusters(rows, image_width=image_width, timezone=timezone)
-    count = sum(len(cluster.vehicles) for cluster in clusters)
-    kinds = Counter(vehicle.kind for c in clusters for vehicle in c.vehicles)
-    context = {
-        "subject": subject_for(rows, more=len(left_out)),
-        "count": count,
-        "kinds": [(SUBJECT_WORDS[k], kinds[k]) for k in ALERT_KINDS if kinds[k]],
-        "clusters": clusters,
-        "fields": _shown_fields(clusters),
-        "left_out": remainder(left_out),
-        "left_out_count": len(left_out),
-        "image_width": image_width,
-        "timezone": timezone,
-        "sender": sender,
-        "recipient": recipient,
-        "unsubscribe": unsubscribe_address(sender, recipient),
-    }
-    environment = _environment()
-    return RenderedEmail(
-        subject=context["subject"],
-        html=environment.get_template("new_vehicles.html").render(context),
-        text=environment.get_template("new_vehicles.txt").render(context),
+    """The email for these windows (all for one recipient); EmailRenderer.render
+    for a single email."""
+    return EmailRenderer(image_width=image_width, timezone=timezone).render(
+        rows, left_out=left_out, sender=sender, recipient=recipient
     )
 
 
@@ -474,16 +599,4 @@ def _push_remainder(rest: Sequence[Mapping[str, Any]]) -> str:
 
 def rows_in_email_order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The rows in the order group_clusters shows them."""
-
-    def key(row: Mapping[str, Any]) -> tuple:
-        price = _amount(row.get("price_per_month_in_euro"))
-        return (
-            _text(row.get("make")),
-            _text(row.get("model")),
-            price is None,
-            price or Decimal(0),
-            str(row.get("license_plate") or ""),
-            str(row.get("vehicle_id")),
-        )
-
-    return sorted(rows, key=key)
+    return sorted(rows, key=_email_order)

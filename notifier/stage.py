@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,22 +46,23 @@ from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
 from notifier.mailer import (
     MAX_EMAIL_BYTES,
+    EmailFitter,
     FittedEmail,
     Mailer,
     MailError,
     as_wire_bytes,
     compose,
-    fit_email,
     message_id_for_rows,
     transport_from_settings,
 )
 from notifier.phrases import BADGES, alert_kind
 from notifier.push import PushChannel, PushError, decode_message, encode_message
 from notifier.render import (
+    EmailRenderer,
     RenderedEmail,
     euro,
+    kind_counts,
     local_time,
-    render_email,
     render_push,
     vehicle_label,
 )
@@ -107,6 +109,18 @@ class _Run:
     starts: Mapping[str, tuple[datetime, datetime | None]]
     # (make, model) → median hours its cars stay (marts.vehicle_lease_speed)
     lease_speeds: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    # time zone → the run's email fitter: each car's card is rendered once per
+    # run, whichever recipients and emails show it
+    fitters: dict[str, EmailFitter] = field(default_factory=dict)
+
+    def fitter(self, timezone: str, sender: str) -> EmailFitter:
+        found = self.fitters.get(timezone)
+        if found is None:
+            renderer = EmailRenderer(
+                image_width=self.settings.notify_image_width, timezone=timezone
+            )
+            found = self.fitters[timezone] = EmailFitter(renderer, sender=sender)
+        return found
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -272,9 +286,9 @@ def notify(
         )
         raise NotifyError(
             f"Skipped {len(result.failed)} recipient(s) ({failures}). Nothing "
-            "was recorded for them as sent, so the next run sends it again (an email "
-            "the server may have taken goes again with the same Message-ID); the "
-            f"others were served. {result}",
+            "was recorded for them as sent but the emails before the failure, so the "
+            "next run sends the rest (an email the server may have taken goes again "
+            f"with the same Message-ID); the others were served. {result}",
             summary=result,
         )
     return result
@@ -461,18 +475,12 @@ def _serve(
         )
     lines = _with_lease_speed([*chosen, *cheaper], run.lease_speeds)
     told_drops = [*folded, *cheaper]
-    for row in lines:
-        log.info(
-            "%s for %s: %s",
-            BADGES[alert_kind(row)].capitalize(),
-            recipient,
-            _describe_vehicle(row, timezone),
-        )
 
     if target.channel == "push":
         return _push(conn, target, lines, folded, timezone, baselined)
 
     if target.channel == "console":
+        _log_cars(logging.INFO, recipient, lines, timezone)  # the channel itself
         recorded = store.record(conn, recipient, chosen, told_drops)
         return RecipientSummary(
             recipient,
@@ -483,43 +491,100 @@ def _serve(
         )
 
     assert mailer is not None  # email_configured implies a transport
-    # A batch past one email's size goes as several emails in this run, each
-    # under MAX_EMAIL_BYTES and each through the outbox on its own: each claims
-    # only the cars it shows, so a failure between two leaves the rest pending.
-    remaining = list(lines)
+    return _email(conn, target, lines, folded, run, mailer, timezone, baselined)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """An email written to the outbox with the windows and drops it claims."""
+
+    fitted: FittedEmail
+    claims: int
+
+
+def _email(
+    conn: psycopg2.extensions.connection,
+    target: _Target,
+    lines: Sequence[dict[str, Any]],
+    folded: Sequence[dict[str, Any]],
+    run: _Run,
+    mailer: Mailer,
+    timezone: str,
+    baselined: int,
+) -> RecipientSummary:
+    """Claim, send, mark the emails of one recipient's lines.
+
+    A batch past one email's size goes as several emails in this run, each under
+    MAX_EMAIL_BYTES and each through the outbox on its own: each claims only the
+    cars it shows, so a failure between two leaves the rest pending. They go one
+    after another over one SMTP connection, on a thread of its own: while the
+    server takes one, this thread builds and claims the next and marks the one
+    before, so a big batch costs about the server's time, not that plus ours.
+    Each email keeps its own order (claimed, sent, marked); one that was claimed
+    but not yet tried when the one before failed is released.
+    """
+    recipient = target.recipient
+    fitter = run.fitter(timezone, mailer.transport.sender)
+
+    def claim(rows: Sequence[dict[str, Any]]) -> _Claimed:
+        fitted = _fit_email(fitter, rows, recipient)
+        windows, drops = _carried(fitted.shown, folded)
+        claims = store.write_intent(
+            conn, recipient, fitted.message_id, fitted.wire, windows, drops
+        )
+        return _Claimed(fitted, claims)
+
     emails = claimed = shown = 0
     failure: str | None = None
-    while remaining:
-        fitted = _fit_email(
-            remaining, settings, timezone, mailer.transport.sender, recipient
-        )
-        email, wire, message_id = fitted.email, fitted.wire, fitted.message_id
-        windows, told_drops = _carried(fitted.shown, folded)
-        claims = store.write_intent(
-            conn, recipient, message_id, wire, windows, told_drops
-        )
-        try:
-            mailer.send(wire, recipient)
-        except MailError as error:
-            if error.refused:
-                store.drop_intent(conn, message_id)
-                what = (
-                    f"Nothing more recorded for {recipient}; the next run tries again"
-                )
-            else:
-                what = (
-                    f"The next run resends it to {recipient} with the same Message-ID"
-                )
-            log.error("Email to %s failed: %s. %s", recipient, error, what)
-            failure = str(error)
-            break
-        store.mark_sent(conn, message_id)
-        log.info("Emailed %s: %s (%s)", recipient, email.subject, message_id)
-        emails += 1
-        claimed += claims
-        shown += len(fitted.shown)
-        told = {_line_key(row) for row in fitted.shown}
-        remaining = [row for row in remaining if _line_key(row) not in told]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as smtp:
+        current: _Claimed | None = claim(lines)
+        remaining = list(lines)
+        while current is not None:
+            fitted = current.fitted
+            sending = smtp.submit(mailer.send, fitted.wire, recipient)
+            told = {_line_key(row) for row in fitted.shown}
+            remaining = [row for row in remaining if _line_key(row) not in told]
+            following: _Claimed | None = None
+            broken: Exception | None = None
+            try:  # while the server takes this one
+                following = claim(remaining) if remaining else None
+            except Exception as error:  # raised once this one is sent and marked
+                conn.rollback()
+                broken = error
+            try:
+                sending.result()
+            except MailError as error:
+                if error.refused:
+                    store.drop_intent(conn, fitted.message_id)
+                    what = (
+                        f"Nothing more recorded for {recipient}; the next run "
+                        "tries again"
+                    )
+                else:
+                    what = (
+                        f"The next run resends it to {recipient} with the same "
+                        "Message-ID"
+                    )
+                if following is not None:  # never tried: nothing was delivered
+                    store.drop_intent(conn, following.fitted.message_id)
+                log.error("Email to %s failed: %s. %s", recipient, error, what)
+                failure = str(error)
+                break
+            store.mark_sent(conn, fitted.message_id)
+            log.info(
+                "Emailed %s %s: %s (%s)",
+                recipient,
+                _carrying(fitted.shown),
+                fitted.email.subject,
+                fitted.message_id,
+            )
+            _log_cars(logging.DEBUG, recipient, fitted.shown, timezone)
+            emails += 1
+            claimed += current.claims
+            shown += len(fitted.shown)
+            if broken is not None:
+                raise broken
+            current = following
     return RecipientSummary(
         recipient,
         target.channel,
@@ -529,6 +594,28 @@ def _serve(
         baselined=baselined,
         error=failure,
     )
+
+
+def _carrying(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`45 car(s) (44 new, 1 cheaper)`: what one message carries, for its log line."""
+    return f"{len(rows)} car(s) ({', '.join(kind_counts(rows))})"
+
+
+def _log_cars(
+    level: int, recipient: str, rows: Sequence[Mapping[str, Any]], timezone: str
+) -> None:
+    """A line per car told: the console channel's whole message (INFO); under a
+    message sent, the detail of what it carried (DEBUG, `-v`)."""
+    if not log.isEnabledFor(level):
+        return
+    for row in rows:
+        log.log(
+            level,
+            "%s for %s: %s",
+            BADGES[alert_kind(row)].capitalize(),
+            recipient,
+            _describe_vehicle(row, timezone),
+        )
 
 
 def _line_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -613,27 +700,12 @@ def _carried(
 
 
 def _fit_email(
-    rows: Sequence[dict[str, Any]],
-    settings: Settings,
-    timezone: str,
-    sender: str,
-    recipient: str,
+    fitter: EmailFitter, rows: Sequence[dict[str, Any]], recipient: str
 ) -> FittedEmail:
-    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.fit_email)."""
-
-    def render(shown: Sequence[Any], left_out: Sequence[Any]) -> RenderedEmail:
-        return render_email(
-            shown,
-            image_width=settings.notify_image_width,
-            timezone=timezone,
-            left_out=left_out,
-            sender=sender,
-            recipient=recipient,
-        )
-
-    fitted = fit_email(rows, render, sender=sender, recipient=recipient)
+    """The email of as many rows as fit under MAX_EMAIL_BYTES (mailer.EmailFitter)."""
+    fitted = fitter.fit(rows, recipient=recipient)
     if fitted.left_out:
-        log.info(
+        log.debug(
             "Email to %s shows %d of %d car(s) to stay under %d bytes; the other "
             "%d go in the next email",
             recipient,
@@ -691,7 +763,14 @@ def _push(
             error=str(error),
         )
     store.mark_sent(conn, message_id)
-    log.info("Pushed to %s: %s (%s)", channel.describe(), title, message_id)
+    log.info(
+        "Pushed to %s %s: %s (%s)",
+        channel.describe(),
+        _carrying(shown),
+        title,
+        message_id,
+    )
+    _log_cars(logging.DEBUG, target.recipient, shown, timezone)
     return RecipientSummary(
         target.recipient,
         "push",

@@ -24,7 +24,14 @@ class RecipientSummary:
 
     def __str__(self) -> str:
         if self.error:
-            return f"{self.recipient}: FAILED ({self.error}), nothing recorded"
+            failed = f"{self.recipient}: FAILED ({self.error})"
+            if not self.recorded:
+                return f"{failed}, nothing recorded"
+            # A big batch's later email failed: the emails before it were sent.
+            return f"{failed} after {self._done()}"
+        return f"{self.recipient}: {self._done()}"
+
+    def _done(self) -> str:
         parts = []
         if self.channel == "email":
             parts.append(f"{self.emails_sent} email{'s' * (self.emails_sent != 1)}")
@@ -34,7 +41,7 @@ class RecipientSummary:
         parts.append(f"{self.recorded} recorded")
         if self.baselined:
             parts.append(f"{self.baselined} as baseline")
-        return f"{self.recipient}: " + ", ".join(parts)
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from athlon_flex.settings import Settings
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import quick_settings
 from tests.faults.killing import TableLocks
+from tests.notifier.push_server import push_server  # noqa: F401 (a fixture)
 from tests.support.smtp import SmtpServer
 
 

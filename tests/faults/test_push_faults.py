@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,20 +34,21 @@ from watcher.cycle import run_cycle
 
 
 @pytest.fixture
-def push_server() -> Iterator[PushServer]:
-    server = PushServer()
-    yield server
-    server.release(accept=False)
-    server.stop()
-
-
-def _subscribed(tmp_path: Path, url: str) -> Path:
+def phone(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    push_server: PushServer,
+    tmp_path: Path,
+) -> tuple[str, Settings]:
+    """(channel key, settings) of RECIPIENT with email and one push channel, the
+    test's push server's `phone`."""
+    url = push_server.url("phone")
     path = tmp_path / "subscriptions.yml"
     path.write_text(
         f"recipients:\n  - email: {RECIPIENT}\n    apprise:\n      - {url}\n",
         encoding="utf-8",
     )
-    return path
+    return channel_key(url), cycle_settings(showroom, notify_subscriptions_file=path)
 
 
 def _push_texts(server: PushServer) -> list[str]:
@@ -62,16 +63,11 @@ def _settle(settings: Settings) -> None:
 
 def test_push_endpoint_failing_then_down_then_back_tells_each_car_once(
     showroom: FakeShowroom,
-    cycle_settings: Callable[..., Settings],
+    phone: tuple[str, Settings],
     smtp_server: SmtpServer,
     push_server: PushServer,
-    tmp_path: Path,
 ) -> None:
-    url = push_server.url("phone")
-    key = channel_key(url)
-    settings = cycle_settings(
-        showroom, notify_subscriptions_file=_subscribed(tmp_path, url)
-    )
+    key, settings = phone
 
     push_server.status = 500
     with pytest.raises(NotifyError, match=key):
@@ -103,16 +99,12 @@ def test_push_endpoint_failing_then_down_then_back_tells_each_car_once(
 
 def test_notify_killed_while_a_push_is_on_its_way_sends_it_once_next_run(
     showroom: FakeShowroom,
-    cycle_settings: Callable[..., Settings],
+    phone: tuple[str, Settings],
     smtp_server: SmtpServer,
     push_server: PushServer,
     tmp_path: Path,
 ) -> None:
-    url = push_server.url("phone")
-    key = channel_key(url)
-    settings = cycle_settings(
-        showroom, notify_subscriptions_file=_subscribed(tmp_path, url)
-    )
+    key, settings = phone
     run_cycle(settings)
     _settle(settings)
     pushed = len(push_server.messages)

@@ -21,6 +21,7 @@ import yaml
 
 from athlon_flex.settings import Settings
 from notifier.contract import VEHICLE_ATTRIBUTES
+from tests.notifier.push_server import push_server  # noqa: F401 (a fixture)
 
 # The mart's columns, as the notifier's contract names them.
 COLUMNS = VEHICLE_ATTRIBUTES
@@ -98,6 +99,45 @@ def add_windows(
                     f"values ({marks})",
                     [row[column] for column in COLUMNS],
                 )
+
+    return add
+
+
+@pytest.fixture
+def add_price_drop(
+    db: psycopg2.extensions.connection, contract_objects: None
+) -> Callable[..., None]:
+    """Insert the price change that brought a window (a row from `window(...)`) to
+    its price, from `previous`, at `changed_at`: marts.vehicle_price_changes's row
+    as a build would have written it."""
+
+    def add(row: dict[str, Any], *, previous: Decimal, changed_at: datetime) -> None:
+        now = row["price_per_month_in_euro"]
+        with db.cursor() as cursor:
+            cursor.execute(
+                "insert into marts.vehicle_price_changes (price_change_id, "
+                "availability_id, vehicle_id, make, model, type, license_plate, "
+                "changed_at, previous_price_per_month_in_euro, "
+                "price_per_month_in_euro, change_in_euro, change_percent, is_drop, "
+                "is_available) values (md5(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s, %s)",
+                (
+                    f"{row['vehicle_id']}|{changed_at.isoformat()}",
+                    row["availability_id"],
+                    row["vehicle_id"],
+                    row["make"],
+                    row["model"],
+                    row["type"],
+                    row["license_plate"],
+                    changed_at,
+                    previous,
+                    now,
+                    now - previous,
+                    (now - previous) * 100 / previous,
+                    now < previous,
+                    row["is_available"],
+                ),
+            )
 
     return add
 

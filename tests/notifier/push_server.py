@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 
 @dataclass(frozen=True)
@@ -99,3 +102,13 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def push_server() -> Iterator[PushServer]:
+    """A push endpoint for one test (the notifier's and the fault suite's
+    conftest import it); a request still held at the end is dropped unrecorded."""
+    server = PushServer()
+    yield server
+    server.release(accept=False)
+    server.stop()

@@ -325,16 +325,16 @@ def test_a_recipient_whose_email_cannot_be_rendered_is_skipped_and_named(
 
     add_windows([window("v1"), window("v2", make="BYD", model="Seal")])
     settings = email_settings(email_to=[ANNA, BOB])
-    real_render = notifier.stage.render_email
+    real_render = notifier.stage.EmailRenderer.render
     calls: list[int] = []
 
-    def render_failing_first(rows, **kwargs):
+    def render_failing_first(self, rows, **kwargs):
         calls.append(len(rows))
         if len(calls) == 1:  # anna's turn comes first
             raise ValueError("a template bug")
-        return real_render(rows, **kwargs)
+        return real_render(self, rows, **kwargs)
 
-    monkeypatch.setattr(notifier.stage, "render_email", render_failing_first)
+    monkeypatch.setattr(notifier.stage.EmailRenderer, "render", render_failing_first)
     with pytest.raises(NotifyError) as raised:
         notify(settings)
 

@@ -20,6 +20,10 @@ NO_TLS_IN_TESTS = pytest.mark.filterwarnings(
 )
 
 
+def _cars_in(mail) -> int:
+    return sum(len(cluster.vehicles) for cluster in parse_email(mail.html).clusters)
+
+
 def _local(moment) -> str:
     return moment.astimezone(ZoneInfo("Europe/Amsterdam")).strftime("%d-%m-%Y %H:%M")
 
@@ -397,3 +401,55 @@ def test_a_big_batch_goes_as_emails_under_100_kb_each_all_in_one_run(
         car["license_plate"]: mentions(texts, car["license_plate"]) for car in cars
     } == {car["license_plate"]: 1 for car in cars}
     assert len(notifications()) == 240
+
+
+def test_the_log_has_a_line_per_email_naming_what_it_carried_not_each_candidate(
+    email_settings, smtp_server, add_windows, notifications, caplog
+):
+    """Cars that wait for a later email, or for the next run after a refusal,
+    are not logged as told; each email sent is one line with its count."""
+    from notifier.errors import NotifyError
+
+    anna = "anna@example.nl"
+    add_windows([window(f"v{n:03}", license_plate=f"P-{n:03}") for n in range(150)])
+    handler = smtp_server.handler
+    accept = handler.handle_DATA
+
+    async def refuse_the_third(server, session, envelope):
+        if handler.data_attempts == 2:
+            handler.data_attempts += 1
+            return "554 5.7.1 refused for this test"
+        return await accept(server, session, envelope)
+
+    handler.handle_DATA = refuse_the_third  # read when the notifier connects
+    caplog.set_level(logging.INFO, logger="notifier")
+
+    with pytest.raises(
+        NotifyError, match=r"554 5\.7\.1 refused for this test"
+    ) as raised:
+        notify(email_settings(email_to=[anna]))
+
+    first, second = smtp_server.messages
+    counts = [_cars_in(mail) for mail in (first, second)]
+    emailed = [r.getMessage() for r in caplog.records if "Emailed" in r.getMessage()]
+    assert emailed == [
+        f"Emailed {anna} {count} car(s) ({count} new): {mail.subject} "
+        f"({mail.message['Message-ID']})"
+        for count, mail in zip(counts, (first, second), strict=True)
+    ]
+    assert not [r for r in caplog.records if r.getMessage().startswith("New for")]
+    assert len(notifications()) == sum(counts) < 150
+    # The summary says what was sent before the failure.
+    assert str(raised.value.summary.for_recipient(anna)).endswith(
+        f"refused for this test) after 2 emails, {sum(counts)} vehicles, "
+        f"{sum(counts)} recorded"
+    )
+
+    handler.handle_DATA = accept
+    caplog.clear()
+    notify(email_settings(email_to=[anna]))
+
+    emailed = [r.getMessage() for r in caplog.records if "Emailed" in r.getMessage()]
+    later = [_cars_in(mail) for mail in smtp_server.messages[2:]]
+    assert len(emailed) == len(later) >= 1
+    assert sum(counts + later) == len(notifications()) == 150

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-
-import pytest
 
 from notifier.push import channel_key
 from tests.faults.invariant import cli_env
-from tests.notifier.push_server import PushServer
 
 ANNA = "anna@example.nl"
 BOB = "bob@example.nl"
-
-
-@pytest.fixture
-def push_server() -> Iterator[PushServer]:
-    server = PushServer()
-    yield server
-    server.stop()
 
 
 def _notify_test(settings, cwd) -> subprocess.CompletedProcess:

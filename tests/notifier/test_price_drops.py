@@ -38,6 +38,8 @@ CARLA = "carla@example.nl"  # no price drops
 DAVE = "dave@example.nl"  # 5% or more, but only another make
 
 DropKey = tuple[str, datetime, str]
+# subscribed(recipients) -> the test's settings with that subscriptions file
+Subscribed = Callable[[list[dict[str, Any]]], Settings]
 
 
 @pytest.fixture
@@ -52,21 +54,24 @@ def showroom(fake_api_factory: Callable[..., FakeShowroom]) -> FakeShowroom:
     return fake_api_factory(clusters=2, vehicles_per_cluster=2, seed=31)
 
 
-def _settings(
+@pytest.fixture
+def subscribed(
     make_settings: Callable[..., Settings],
     showroom: FakeShowroom,
     smtp_server: SmtpServer,
     tmp_path: Path,
-    recipients: list[dict[str, Any]],
-    **overrides: Any,
-) -> Settings:
-    path = tmp_path / "subscriptions.yml"
-    path.write_text(yaml.safe_dump({"recipients": recipients}), encoding="utf-8")
-    return make_settings(
-        **quick_settings(
-            showroom, smtp_server, notify_subscriptions_file=path, **overrides
+) -> Subscribed:
+    """`subscribed(recipients)`: settings of the test's showroom, SMTP server and
+    database, with these recipients in the subscriptions file."""
+
+    def settings(recipients: list[dict[str, Any]]) -> Settings:
+        path = tmp_path / "subscriptions.yml"
+        path.write_text(yaml.safe_dump({"recipients": recipients}), encoding="utf-8")
+        return make_settings(
+            **quick_settings(showroom, smtp_server, notify_subscriptions_file=path)
         )
-    )
+
+    return settings
 
 
 def _refresh(settings: Settings) -> None:
@@ -120,9 +125,8 @@ def _assert_cars_once(
 
 def test_a_drop_reaches_each_interested_recipient_once_with_now_and_was(
     showroom: FakeShowroom,
-    make_settings: Callable[..., Settings],
+    subscribed: Subscribed,
     smtp_server: SmtpServer,
-    tmp_path: Path,
 ) -> None:
     catalog = showroom.catalog
     dropped, small = catalog.vehicles[0], catalog.vehicles[1]
@@ -130,11 +134,7 @@ def test_a_drop_reaches_each_interested_recipient_once_with_now_and_was(
     # 10% off is at least 5% and, at these prices, at least 25 euro; 1% is neither.
     assert dropped.calculated_price * 0.1 >= 25
     assert small.calculated_price * 0.01 < 25
-    settings = _settings(
-        make_settings,
-        showroom,
-        smtp_server,
-        tmp_path,
+    settings = subscribed(
         [
             {"email": ANNA, "price_drop_percent": 5},
             {
@@ -148,7 +148,7 @@ def test_a_drop_reaches_each_interested_recipient_once_with_now_and_was(
                 "price_drop_percent": 5,
                 "filters": {"make": f"^{other_make}$"},
             },
-        ],
+        ]
     )
     run_cycle(settings)
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
@@ -193,17 +193,10 @@ def test_a_drop_reaches_each_interested_recipient_once_with_now_and_was(
 
 def test_a_car_new_and_cheaper_in_the_same_run_is_one_line_at_its_new_price(
     showroom: FakeShowroom,
-    make_settings: Callable[..., Settings],
+    subscribed: Subscribed,
     smtp_server: SmtpServer,
-    tmp_path: Path,
 ) -> None:
-    settings = _settings(
-        make_settings,
-        showroom,
-        smtp_server,
-        tmp_path,
-        [{"email": ANNA, "price_drop_percent": 5}],
-    )
+    settings = subscribed([{"email": ANNA, "price_drop_percent": 5}])
     run_cycle(settings)
     arrived = showroom.catalog.add_vehicle()
     _refresh(settings)  # it came at its first price...
@@ -233,17 +226,10 @@ def test_a_car_new_and_cheaper_in_the_same_run_is_one_line_at_its_new_price(
 
 def test_a_drop_before_the_baseline_counts_as_told(
     showroom: FakeShowroom,
-    make_settings: Callable[..., Settings],
+    subscribed: Subscribed,
     smtp_server: SmtpServer,
-    tmp_path: Path,
 ) -> None:
-    settings = _settings(
-        make_settings,
-        showroom,
-        smtp_server,
-        tmp_path,
-        [{"email": ANNA, "price_drop_percent": 5}],
-    )
+    settings = subscribed([{"email": ANNA, "price_drop_percent": 5}])
     car = showroom.catalog.vehicles[0]
     _refresh(settings)
     showroom.catalog.set_price(car.id, round(car.calculated_price * 0.5, 2))
@@ -262,17 +248,10 @@ def test_a_drop_before_the_baseline_counts_as_told(
 
 def test_a_refused_drop_email_is_released_then_sent_once(
     showroom: FakeShowroom,
-    make_settings: Callable[..., Settings],
+    subscribed: Subscribed,
     smtp_server: SmtpServer,
-    tmp_path: Path,
 ) -> None:
-    settings = _settings(
-        make_settings,
-        showroom,
-        smtp_server,
-        tmp_path,
-        [{"email": ANNA, "price_drop_euro": 1}],
-    )
+    settings = subscribed([{"email": ANNA, "price_drop_euro": 1}])
     car = showroom.catalog.vehicles[0]
     run_cycle(settings)
     showroom.catalog.set_price(car.id, car.calculated_price - 1)
@@ -299,17 +278,10 @@ def test_a_refused_drop_email_is_released_then_sent_once(
 
 def test_a_drop_undone_by_a_rise_or_of_a_car_that_left_is_no_news(
     showroom: FakeShowroom,
-    make_settings: Callable[..., Settings],
+    subscribed: Subscribed,
     smtp_server: SmtpServer,
-    tmp_path: Path,
 ) -> None:
-    settings = _settings(
-        make_settings,
-        showroom,
-        smtp_server,
-        tmp_path,
-        [{"email": ANNA, "price_drop_percent": 1}],
-    )
+    settings = subscribed([{"email": ANNA, "price_drop_percent": 1}])
     catalog = showroom.catalog
     undone, gone, twice = catalog.vehicles[0], catalog.vehicles[1], catalog.vehicles[2]
     run_cycle(settings)
@@ -345,6 +317,43 @@ def test_a_drop_undone_by_a_rise_or_of_a_car_that_left_is_no_news(
         recipient=ANNA,
         left={gone.id},
     )
+
+
+def test_a_drop_told_to_an_address_in_another_case_is_not_told_again(
+    showroom: FakeShowroom, subscribed: Subscribed, smtp_server: SmtpServer
+) -> None:
+    """Addresses compare in lower case, for drops as for windows: a drop recorded
+    for `Anna@Example.NL` (as written in the file, or stored so by an older
+    version, even next to the lower-case row) counts for anna@example.nl."""
+    car = showroom.catalog.vehicles[0]
+    written = subscribed([{"email": "Anna@Example.NL", "price_drop_percent": 5}])
+    run_cycle(written)
+    showroom.catalog.set_price(car.id, round(car.calculated_price * 0.9, 2))
+    run_cycle(written)
+    changed_at, _, _ = _drop(written, car.id)
+    assert _drops_recorded(written) == [(car.id, changed_at, ANNA)]
+    assert len(smtp_server.mailbox(ANNA)) == 2
+    # What an older version, which kept the address as written, left behind.
+    for table in ("notifications", "price_drop_notifications"):
+        assert query(
+            written,
+            f"update notifier.{table} set recipient = 'Anna@Example.NL' "
+            "returning recipient",
+        )
+    assert query(
+        written,
+        "insert into notifier.price_drop_notifications "
+        "(vehicle_id, changed_at, recipient) values (%s, %s, %s) returning 1",
+        (car.id, changed_at, ANNA),
+    ) == [(1,)]
+
+    settings = subscribed([{"email": ANNA, "price_drop_percent": 5}])
+    run_cycle(settings)
+    run_cycle(written)
+
+    assert len(smtp_server.mailbox(ANNA)) == 2
+    assert _drops_recorded(settings) == [(car.id, changed_at, ANNA)]
+    _assert_cars_once(settings, showroom, smtp_server, ANNA)
 
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "subscriptions.yml"

@@ -4,7 +4,6 @@ text, the bookkeeping per channel, failures and secrets."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -14,18 +13,9 @@ from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.push import channel_key
 from notifier.stage import check_configuration, notify
 from tests.notifier.conftest import window
-from tests.notifier.push_server import PushServer
 
 ANNA = "anna@example.nl"
 SECRET = "tk_SECRET-7781"
-
-
-@pytest.fixture
-def push_server() -> Iterator[PushServer]:
-    server = PushServer()
-    yield server
-    server.release()
-    server.stop()
 
 
 def _dump_notifier(db) -> str:

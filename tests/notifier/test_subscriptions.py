@@ -166,6 +166,87 @@ def test_daily_run_sends_what_opened_before_the_digest_time_and_only_once(
     assert len(smtp_server.messages) == 1
 
 
+def test_a_daily_digest_carries_the_drops_before_its_slot_each_told_once(
+    email_settings,
+    smtp_server,
+    add_windows,
+    add_price_drop,
+    notifications,
+    write_subscriptions,
+    db,
+):
+    """Anna hears at once, Bob in his digest: each drop once to each, the digest
+    taking the drops before its slot and leaving a later one for tomorrow's."""
+    zone = ZoneInfo("Europe/Amsterdam")
+    now = datetime.now(UTC)
+    slot = (now - timedelta(hours=1)).astimezone(zone).replace(second=0)
+    opened = now - timedelta(hours=3)
+    known = window("known", available_since=opened, price_per_month_in_euro=600)
+    late = window("late", available_since=opened, price_per_month_in_euro=500)
+    fresh = window(
+        "fresh", available_since=now - timedelta(hours=2), price_per_month_in_euro=400
+    )
+    add_windows([known, late, fresh])
+    # Both were told of `known` and `late` before they got cheaper; `fresh` is
+    # news to both, and got cheaper before anyone was told.
+    with db.cursor() as cursor:
+        for recipient in (ANNA, BOB):
+            for row in (known, late):
+                cursor.execute(
+                    "insert into notifier.notifications "
+                    "(vehicle_id, available_since, recipient) values (%s, %s, %s)",
+                    (row["vehicle_id"], opened, recipient),
+                )
+    add_price_drop(known, previous=Decimal(700), changed_at=now - timedelta(hours=2))
+    add_price_drop(late, previous=Decimal(600), changed_at=now - timedelta(minutes=5))
+    add_price_drop(fresh, previous=Decimal(450), changed_at=now - timedelta(hours=2))
+    subscriptions = write_subscriptions(
+        {
+            "recipients": [
+                {"email": ANNA, "price_drop_percent": 5},
+                {
+                    "email": BOB,
+                    "price_drop_percent": 5,
+                    "cadence": "daily",
+                    "daily_time": slot.strftime("%H:%M"),
+                    "timezone": "Europe/Amsterdam",
+                },
+            ]
+        }
+    )
+    settings = email_settings(notify_subscriptions_file=subscriptions)
+
+    for _ in range(2):  # the second round finds nothing left to tell
+        notify(settings, cadence="instant")
+        notify(settings, cadence="daily")
+
+    (instant,) = smtp_server.mailbox(ANNA)
+    (digest,) = smtp_server.mailbox(BOB)
+    assert instant.subject == "1 new, 2 cheaper: Tesla Model 3"
+    assert digest.subject == "1 new, 1 cheaper: Tesla Model 3"
+    assert _plates(digest) == ["PL-fresh", "PL-known"]
+    assert "now € 600,00 (was € 700,00)" in digest.text
+    assert "was € 450,00" not in digest.text  # fresh is new, at its new price
+    assert "PL-late" not in digest.text
+    with db.cursor() as cursor:
+        cursor.execute(
+            "select vehicle_id, recipient, message_id "
+            "from notifier.price_drop_notifications order by recipient, vehicle_id"
+        )
+        told = cursor.fetchall()
+    ids = {ANNA: instant.message["Message-ID"], BOB: digest.message["Message-ID"]}
+    assert told == [
+        ("fresh", ANNA, ids[ANNA]),
+        ("known", ANNA, ids[ANNA]),
+        ("late", ANNA, ids[ANNA]),
+        ("fresh", BOB, ids[BOB]),
+        ("known", BOB, ids[BOB]),
+    ]
+    assert sorted((v, r) for v, _, r in notifications()) == sorted(
+        [(v, r) for v in ("fresh", "known", "late") for r in (ANNA, BOB)]
+    )
+
+
 def _entry(**values) -> dict:
     return {"recipients": [{"email": ANNA}, {"email": BOB, **values}]}
 
