@@ -168,6 +168,19 @@ def run_operation(settings: Settings, macro: str) -> None:
         )
 
 
+def list_nodes(settings: Settings, selector: str, resource_type: str) -> list[str]:
+    """The names of one resource type a selector of selectors.yml picks (`dbt ls`)."""
+    result = _invoke(
+        settings, ["ls", "--selector", selector, "--resource-type", resource_type]
+    )
+    if not result.success:
+        raise TransformError(
+            f"dbt ls --selector {selector} failed: "
+            f"{result.exception or 'see the dbt log'}"
+        )
+    return list(result.result)
+
+
 def _read_full_build_state(settings: Settings) -> tuple[str, datetime] | None:
     """(project fingerprint, started at) of the last successful full build, if any."""
     with connect(ensure_postgres(settings)) as conn, conn.cursor() as cursor:
