@@ -1,15 +1,8 @@
-"""Who the loader is to the API: anonymous, or a member (with net costs by tax group).
-
-Does what the public `athlon-flex-client` does, without importing it:
-- `POST MemberLogin` {username, password} sets a session cookie; `GET MemberProfile`
-  gives the figures the client sends with every `GET Vehicle` of a member;
-- with a gross yearly income, `GET TaxRates` lists brackets whose Dutch label holds the
-  income bounds ("Met loonheffingskorting jaarinkomen € 75.519 t/m € 134.929"); the
-  one bracket that matches income and loonheffingskorting goes back as the cookies
-  `TaxGroupLabel` and `TaxGroup`, and the API then adds net costs to each vehicle.
-The profile does NOT filter clusters or vehicles (the client does that): the loader
-always lands the whole showroom.
-"""
+"""Who the loader is to the API: anonymous, or a member (net costs by tax group), as the
+public `athlon-flex-client` does it, without importing it: `POST MemberLogin`, then
+`GET MemberProfile` for the figures each member's `GET Vehicle` sends; with a gross
+yearly income, the one `GET TaxRates` bracket matching it goes back as the cookies
+`TaxGroupLabel` and `TaxGroup`. The profile never filters: the whole showroom lands."""
 
 from __future__ import annotations
 
@@ -92,18 +85,16 @@ def _parse(kind: Any, payload: Any, endpoint: str) -> Any:
         raise ShapeError(f"GET {endpoint}: {where}: {first['msg']}") from None
 
 
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def member_detail_params(profile: Any) -> dict[str, str | int | float]:
     """What the client adds to `GET Vehicle` for a member, taken from the profile."""
     member = _parse(_Profile, profile, PROFILE_ENDPOINT)
-    return {
-        "IncludeTaxInPrices": _flag(member.requiresIncludeTaxInPrices),
+    flags = {
+        "IncludeTaxInPrices": member.requiresIncludeTaxInPrices,
+        "IncludeMileageCostsInPricing": member.includeMileageCostsInPricing,
+        "IncludeFuelCostsInPricing": member.includeFuelCostsInPricing,
+    }
+    return {name: str(value).lower() for name, value in flags.items()} | {
         "NumberOfKmPerMonth": member.numberOfKmPerMonth,
-        "IncludeMileageCostsInPricing": _flag(member.includeMileageCostsInPricing),
-        "IncludeFuelCostsInPricing": _flag(member.includeFuelCostsInPricing),
         "ActualBudgetPerMonth": member.budget.actualBudgetPerMonth,
     }
 
@@ -124,6 +115,42 @@ class Identity:
         )
 
 
+def _log_in(client: ApiClient, username: str, password: str) -> Mapping[str, Any]:
+    try:
+        client.post(LOGIN_ENDPOINT, {"username": username, "password": password})
+    except ApiError as error:
+        if error.status not in (400, 401, 403):
+            raise
+        raise ApiError(
+            f"POST {LOGIN_ENDPOINT}",
+            f"refused the login ({error.status}); check ATHLON_USERNAME and "
+            "ATHLON_PASSWORD",
+            error.status,
+        ) from None
+    params = member_detail_params(client.get(PROFILE_ENDPOINT))
+    log.info("Logged in to the Athlon API as a member")
+    return params
+
+
+def _choose_tax_group(client: ApiClient, income: float, credit: bool) -> str | None:
+    payload = client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
+    rates = _parse(list[TaxRate], payload, TAX_RATES_ENDPOINT)
+    rate = rate_of_income(rates, income, apply_loonheffingskorting=credit)
+    if rate is None:
+        log.warning(
+            "No single tax rate matches the gross yearly income (%d rates); "
+            "net costs will be missing",
+            len(rates),
+        )
+        return None
+    # The label has spaces and a euro sign: percent-encoded it is a valid cookie
+    # value (ASP.NET Core decodes it); only TaxGroup drives the prices.
+    client.set_cookie(TAX_GROUP_LABEL_COOKIE, quote(rate.label, safe=""))
+    client.set_cookie(TAX_GROUP_COOKIE, str(rate.percentage))
+    log.info("Tax group: %s (%s)", rate.label, rate.percentage)
+    return f"{rate.label} ({rate.percentage})"
+
+
 def sign_in(
     client: ApiClient,
     *,
@@ -133,41 +160,9 @@ def sign_in(
     apply_loonheffingskorting: bool,
 ) -> Identity:
     """Log in and pick the tax group when configured; anonymous otherwise."""
-    params: Mapping[str, str | int | float] = {}
-    if username and password:
-        try:
-            client.post(LOGIN_ENDPOINT, {"username": username, "password": password})
-        except ApiError as error:
-            if error.status not in (400, 401, 403):
-                raise
-            raise ApiError(
-                "POST",
-                LOGIN_ENDPOINT,
-                f"refused the login ({error.status}); check ATHLON_USERNAME and "
-                "ATHLON_PASSWORD",
-                status=error.status,
-            ) from None
-        params = member_detail_params(client.get(PROFILE_ENDPOINT))
-        log.info("Logged in to the Athlon API as a member")
+    params = _log_in(client, username, password) if username and password else {}
     tax_group = None
     if gross_yearly_income:
-        payload = client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
-        rates = _parse(list[TaxRate], payload, TAX_RATES_ENDPOINT)
         credit = apply_loonheffingskorting
-        rate = rate_of_income(
-            rates, gross_yearly_income, apply_loonheffingskorting=credit
-        )
-        if rate is None:
-            log.warning(
-                "No single tax rate matches the gross yearly income (%d rates); "
-                "net costs will be missing",
-                len(rates),
-            )
-        else:
-            # The label has spaces and a euro sign: percent-encoded it is a valid
-            # cookie value (ASP.NET Core decodes it); only TaxGroup drives the prices.
-            client.set_cookie(TAX_GROUP_LABEL_COOKIE, quote(rate.label, safe=""))
-            client.set_cookie(TAX_GROUP_COOKIE, str(rate.percentage))
-            tax_group = f"{rate.label} ({rate.percentage})"
-            log.info("Tax group: %s", tax_group)
+        tax_group = _choose_tax_group(client, gross_yearly_income, credit)
     return Identity(logged_in=bool(params), detail_params=params, tax_group=tax_group)

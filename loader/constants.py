@@ -1,17 +1,12 @@
-"""Constants of the showroom API and of the load; configurable values live in Settings.
-
-Endpoint names are relative to `Settings.athlon_api_url`. Parameter names and values
-follow the public `athlon-flex-client`, which copied them from the web app.
-"""
+"""Constants of the showroom API and of the load (configurable values: Settings).
+Endpoint and parameter names follow the public `athlon-flex-client`."""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-# --- Where the data lands -----------------------------------------------------------
 DATASET_NAME = "raw"
-# dlt loads here first (and keeps each car's details here for reuse); one PostgreSQL
-# transaction then publishes every raw table from it at once.
+# dlt lands here (and keeps each car's details for reuse); `loader.publish` copies.
 LANDING_DATASET = "raw_landing"
 LANDING_SUMMARIES = "vehicles"
 LANDING_DETAILS = "vehicle_details"
@@ -22,7 +17,6 @@ CLUSTERS_TABLE = "vehicle_clusters"
 VEHICLES_TABLE = "vehicles"
 OPTIONS_TABLE = "vehicles__options"
 
-# --- Endpoints ----------------------------------------------------------------------
 CLUSTERS_ENDPOINT = "VehicleCluster"
 VARIATIONS_ENDPOINT = "VehicleVariation"
 DETAILS_ENDPOINT = "Vehicle"
@@ -37,11 +31,10 @@ SORT_BY = "PriceInEuro"
 TAX_GROUP_COOKIE = "TaxGroup"
 TAX_GROUP_LABEL_COOKIE = "TaxGroupLabel"
 
-# --- Links into the web app (as the client builds them; not derived from the API URL,
-# so links stay real when the loader reads a simulated API) ---------------------------
+# Links into the web app, as the client builds them (not from the API's URL: links
+# stay real when the loader reads the simulated API).
 SHOWROOM_URL = "https://flex.athlon.com/app/showroom"
 
-# --- Politeness -----------------------------------------------------------------------
 PROJECT_URL = "https://github.com/AuckeBos/athlon-flex-notifier"
 try:
     PROJECT_VERSION = version("athlon-flex-notifier")
@@ -49,16 +42,11 @@ except PackageNotFoundError:  # running from a checkout without an install
     PROJECT_VERSION = "0.0.0"
 USER_AGENT = f"athlon-flex-notifier/{PROJECT_VERSION} (+{PROJECT_URL})"
 
-# A Retry-After longer than this is not waited out inside a run: the run fails closed
-# and the next scheduled run (10 minutes later) asks again.
+# A longer Retry-After fails the run (closed); the next scheduled run asks again.
 MAX_RETRY_AFTER_SECONDS = 60.0
 # Exponential back-off never waits longer than this between two tries.
 MAX_BACKOFF_SECONDS = 30.0
-# A cluster's VehicleVariation list shorter than its vehicleCount is asked for this
-# many more times before the load fails.
+# More asks of a cluster's list shorter than its vehicleCount before the load fails.
 COMPLETENESS_RETRIES = 2
-# Temporary working directories of loads: "<prefix><random>", removed when the load
-# ends, or by the next load when a killed one could not.
+# A load's working directory, removed when it ends or by the next load if killed.
 WORKDIR_PREFIX = "athlon-load-"
-# Log progress of the detail calls at every this fraction of them.
-PROGRESS_STEP = 0.10

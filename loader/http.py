@@ -1,17 +1,5 @@
-"""HTTP to the showroom API: httpx, one limit on requests in flight, tenacity retries.
-
-dlt runs the per-cluster and per-car calls in its thread pool (`loader.source`);
-every client of a run (the member's and the anonymous fallback) shares one
-`RequestLimiter`, so "never more than `athlon_max_concurrency` requests in flight"
-holds for the run and is counted (`HttpStats.max_in_flight`).
-
-tenacity retries 5xx, 408, timeouts, connection errors and bodies that are not JSON,
-with exponential back-off and jitter; a 429 waits its Retry-After (seconds or an HTTP
-date) and pauses *every* request of the run, since the server asked the client to
-slow down. A Retry-After longer than MAX_RETRY_AFTER_SECONDS, and any other 4xx,
-fail at once. A request that still fails raises `ApiError`, naming endpoint, vehicle
-and status.
-"""
+"""HTTP to the showroom API: httpx, a run-wide limit on requests in flight and pause on
+429, tenacity retries; `ApiError` names what failed for good (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -29,32 +17,23 @@ from typing import Any
 import httpx
 import tenacity
 
+from athlon_flex.settings import Settings
 from loader.constants import MAX_BACKOFF_SECONDS, MAX_RETRY_AFTER_SECONDS, USER_AGENT
 
 log = logging.getLogger(__name__)
-# httpx logs every request at INFO: a thousand lines a run would drown the progress
-# lines. Left alone when the application configured that logger itself.
+# httpx logs every request at INFO, which would drown the progress lines.
 if logging.getLogger("httpx").level == logging.NOTSET:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-Params = Mapping[str, str | int | float]
 
 
 class ApiError(Exception):
     """A request to the showroom API failed for good; the message says which and how."""
 
     def __init__(
-        self,
-        method: str,
-        endpoint: str,
-        problem: str,
-        *,
-        status: int | None = None,
-        subject: str | None = None,
+        self, target: str, problem: str, status: int | None = None, subject: str = ""
     ) -> None:
         self.status = status
-        target = f"{method} {endpoint}" + (f" for {subject}" if subject else "")
-        super().__init__(f"Athlon API {target} {problem}")
+        super().__init__(f"Athlon API {target}{subject and ' for '}{subject} {problem}")
 
 
 @dataclass(eq=False)
@@ -69,8 +48,6 @@ class _Failed(Exception):
 
 @dataclass
 class HttpStats:
-    """What the run's requests cost; shared by every client of one run."""
-
     requests: int = 0
     retries: int = 0
     in_flight: int = 0
@@ -78,29 +55,22 @@ class HttpStats:
 
 
 class RequestLimiter:
-    """The run-wide bound on requests in flight, and the pause a 429 asks for.
-
-    Slots go first come, first served (threading.Semaphore lets the thread that
-    just released take its slot again: a request retried at once after a 429 would
-    jump the queue and could spend all its tries while the others wait).
-    """
+    """The run's bound on requests in flight, first come first served (a Semaphore
+    lets a request retried at once jump the queue), and the pause a 429 asks for."""
 
     def __init__(self, max_concurrency: int) -> None:
-        self.max_concurrency = max_concurrency
+        self.max_concurrency, self._free = max_concurrency, max_concurrency
         self.stats = HttpStats()
-        self._free = max_concurrency
         self._queue: collections.deque[object] = collections.deque()
         self._turn = threading.Condition()
         self._resume_at = 0.0
 
     def pause(self, seconds: float) -> None:
-        """Hold back every request of the run for `seconds` from now."""
         with self._turn:
             self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
-        """Wait for a free slot in turn and the end of any pause; count the request."""
         stats, ticket = self.stats, object()
         with self._turn:
             self._queue.append(ticket)
@@ -139,28 +109,22 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class ApiClient:
-    """One identity's connection to the API (cookies of its own), shared limits."""
+    """One identity's connection to the API (cookies of its own), the run's limits."""
 
-    def __init__(
-        self,
-        base_url: str,
-        limiter: RequestLimiter,
-        *,
-        max_retries: int,
-        backoff_seconds: float,
-        timeout_seconds: float,
-    ) -> None:
-        self._limiter = limiter
-        self._tries = max_retries + 1
+    def __init__(self, settings: Settings, limiter: RequestLimiter) -> None:
+        self._limiter, self._tries = limiter, settings.athlon_http_max_retries + 1
         pool = limiter.max_concurrency
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
+            base_url=settings.athlon_api_url.rstrip("/") + "/",
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_seconds),
+            timeout=httpx.Timeout(settings.athlon_http_timeout_seconds),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
         # Exponential back-off, "equal jitter": half of each step fixed, half random.
-        half = {"multiplier": backoff_seconds / 2, "max": MAX_BACKOFF_SECONDS / 2}
+        half = {
+            "multiplier": settings.athlon_http_backoff_seconds / 2,
+            "max": MAX_BACKOFF_SECONDS / 2,
+        }
         self._backoff = tenacity.wait_exponential(
             **half
         ) + tenacity.wait_random_exponential(**half)
@@ -168,22 +132,20 @@ class ApiClient:
     def set_cookie(self, name: str, value: str) -> None:
         self._client.cookies.set(name, value)
 
-    def get(
-        self, endpoint: str, params: Params | None = None, *, subject: str | None = None
-    ) -> Any:
+    def get(self, endpoint: str, params: Any = None, *, subject: str = "") -> Any:
         """GET an endpoint and return its JSON; `ApiError` once retries are spent."""
-        return self._send("GET", endpoint, params=params, subject=subject)
+        return self._send("GET", endpoint, subject, params=params)
 
     def post(self, endpoint: str, body: Mapping[str, Any]) -> None:
-        """POST JSON to an endpoint; only the status matters (the body is ignored)."""
-        self._send("POST", endpoint, json=body)
+        """POST JSON to an endpoint; only the status matters."""
+        self._send("POST", endpoint, "", json=body)
 
     def close(self) -> None:
         self._client.close()
 
-    def _send(
-        self, method: str, endpoint: str, subject: str | None = None, **kw: Any
-    ) -> Any:
+    def _send(self, method: str, endpoint: str, subject: str, **kw: Any) -> Any:
+        target = f"{method} {endpoint}"
+
         def wait(state: tenacity.RetryCallState) -> float:
             failure = state.outcome.exception()  # type: ignore[union-attr]
             if failure.wait is not None:  # the server's Retry-After, for the whole run
@@ -194,10 +156,9 @@ class ApiClient:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             self._limiter.stats.retries += 1
             log.info(
-                "Retrying %s %s%s in %.2f s (try %d of %d): %s",
-                method,
-                endpoint,
-                f" for {subject}" if subject else "",
+                "Retrying %s%s in %.2f s (try %d of %d): %s",
+                target,
+                subject and f" for {subject}",
                 state.upcoming_sleep,
                 state.attempt_number + 1,
                 self._tries,
@@ -207,9 +168,7 @@ class ApiClient:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self._tries),
             wait=wait,
-            retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, _Failed) and not e.final
-            ),
+            retry=tenacity.retry_if_exception(lambda e: not getattr(e, "final", True)),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -220,13 +179,8 @@ class ApiClient:
             return result
         except _Failed as failure:
             tries = f" after {self._tries} {'try' if self._tries == 1 else 'tries'}"
-            raise ApiError(
-                method,
-                endpoint,
-                failure.problem + ("" if failure.final else tries),
-                status=failure.status,
-                subject=subject,
-            ) from None
+            problem = failure.problem + ("" if failure.final else tries)
+            raise ApiError(target, problem, failure.status, subject) from None
 
     def _try_once(self, method: str, endpoint: str, kw: dict[str, Any]) -> Any:
         try:

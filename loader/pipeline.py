@@ -1,12 +1,6 @@
-"""The load stage: `extract` → checks → `normalize` → `load` into `raw_landing` →
-one transaction publishes `raw` (`loader.publish`).
-
-Extract raises on a request that fails for good or a cluster short of its
-`vehicleCount`; the checks refuse an empty showroom or a shrink of more than
-ATHLON_MAX_SHRINK_PERCENT (unless `allow_shrink`). A failure before the publish
-leaves `raw` untouched; one in it rolls all of it back. `extracted_at`, the run's
-start (UTC), is the same on every row of the run.
-"""
+"""The load stage: `extract` → checks (empty, shrink) → `normalize` → `load` into
+`raw_landing` → `loader.publish` replaces `raw` in one transaction. A failure leaves
+`raw` as it was; `extracted_at` (the run's start, UTC) is on every row of the run."""
 
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,28 +24,13 @@ from athlon_flex.database import DatabaseError, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.account import sign_in
-from loader.constants import (
-    CLUSTERS_TABLE,
-    LANDING_DATASET,
-    OPTIONS_TABLE,
-    PIPELINE_NAME,
-    VEHICLES_TABLE,
-    WORKDIR_PREFIX,
-)
+from loader.constants import LANDING_DATASET, PIPELINE_NAME, WORKDIR_PREFIX
 from loader.http import ApiClient, ApiError, RequestLimiter
 from loader.publish import NoOptionsError, publish, read_previous
 from loader.shapes import ShapeError
-from loader.source import ReuseIndex, Showroom, athlon_showroom
+from loader.source import Showroom, athlon_showroom
 
 log = logging.getLogger(__name__)
-
-# Items dlt's extract buffers per table before writing them to its files.
-PAGE_ROWS = 100
-# Rows per table that dlt's normalize step buffers before writing its load files.
-NORMALIZE_BUFFER_ROWS = 1000
-# Load jobs dlt runs at once (its default is 20).
-LOAD_WORKERS = 4
-_LOCK_FILE = ".lock"
 
 UNCHANGED = "raw tables left unchanged"
 
@@ -75,30 +54,19 @@ class LoadSummary:
     extracted_at: datetime
 
     def __str__(self) -> str:
+        clusters, vehicles, options = self.rows.values()
         return (
-            f"loaded {self.rows[CLUSTERS_TABLE]} clusters, "
-            f"{self.rows[VEHICLES_TABLE]} vehicles, {self.rows[OPTIONS_TABLE]} options "
-            f"in {self.seconds:.1f} s; {self.requests} requests ({self.retries} "
-            f"retries, at most {self.max_in_flight} in flight); details fetched "
+            f"loaded {clusters} clusters, {vehicles} vehicles, {options} options in "
+            f"{self.seconds:.1f} s; {self.requests} requests ({self.retries} retries, "
+            f"at most {self.max_in_flight} in flight); details fetched "
             f"{self.details_fetched}, reused {self.details_reused}"
         )
 
 
 def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
     """Replace `raw` with the showroom as the API shows it now, or raise LoadError."""
-    started = time.perf_counter()
-    extracted_at = datetime.now(UTC)
+    started, extracted_at = time.perf_counter(), datetime.now(UTC)
     limiter = RequestLimiter(settings.athlon_max_concurrency)
-
-    def new_client() -> ApiClient:
-        return ApiClient(
-            settings.athlon_api_url,
-            limiter,
-            max_retries=settings.athlon_http_max_retries,
-            backoff_seconds=settings.athlon_http_backoff_seconds,
-            timeout_seconds=settings.athlon_http_timeout_seconds,
-        )
-
     with _workdir() as work, dlt.config.values(_dlt_config(settings)):
         try:
             connection = ensure_postgres(settings)
@@ -117,20 +85,36 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
         )
         # Nothing of a previous run may come back: no state or schema from landing.
         pipeline.config.restore_from_destination = False
-        showroom = _extract(settings, pipeline, new_client, index, extracted_at)
+
+        def new_client() -> ApiClient:
+            return ApiClient(settings, limiter)
+
+        with _failing_closed(), contextlib.closing(new_client()) as member:
+            password = settings.athlon_password
+            identity = sign_in(
+                member,
+                username=settings.athlon_username,
+                password=password.get_secret_value() if password else None,
+                gross_yearly_income=settings.gross_yearly_income,
+                apply_loonheffingskorting=settings.apply_loonheffingskorting,
+            )
+            hours = settings.athlon_details_refresh_hours
+            showroom = Showroom(
+                member, new_client, identity, index, extracted_at, hours
+            )
+            with contextlib.closing(showroom):
+                pipeline.extract(athlon_showroom(showroom))
         if showroom.unknown_fields:
             log.info(
                 "API fields not loaded (not in loader.shapes): %s",
                 ", ".join(sorted(showroom.unknown_fields)),
             )
-        _check_plausible(showroom, baseline, settings, allow_shrink=allow_shrink)
-        try:
+        _check_plausible(
+            showroom.cars, showroom.clusters, baseline, settings, allow_shrink
+        )
+        with _failing_closed():
             pipeline.normalize()
             info = pipeline.load()
-        except PipelineStepFailed as error:
-            raise LoadError(
-                f"dlt failed in its {error.step} step: {error.exception}; {UNCHANGED}"
-            ) from error
         try:
             rows = publish(connection, extracted_at, info.loads_ids)
         except NoOptionsError as error:
@@ -139,16 +123,14 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
             raise LoadError(
                 f"Publishing the load to raw failed: {error}; {UNCHANGED}"
             ) from error
-
-    stats = limiter.stats
     summary = LoadSummary(
         rows=rows,
-        requests=stats.requests,
-        retries=stats.retries,
+        requests=limiter.stats.requests,
+        retries=limiter.stats.retries,
         seconds=round(time.perf_counter() - started, 3),
         details_fetched=showroom.fetched,
         details_reused=showroom.reused,
-        max_in_flight=stats.max_in_flight,
+        max_in_flight=limiter.stats.max_in_flight,
         anonymous_fallbacks=showroom.anonymous_fallbacks,
         extracted_at=extracted_at,
     )
@@ -157,100 +139,57 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
 
 
 def _dlt_config(settings: Settings) -> dict[str, Any]:
-    """dlt settings of a load: its thread pool, buffers and files.
-
-    The pool runs the per-cluster and per-car calls; twice the requests in flight, so
-    a call waiting out a back-off leaves no slot idle. dlt buffers 5,000 items per
-    table before writing (extract and normalize) and its load step reads each INSERT
-    file whole: small buffers and files keep every step's memory flat.
-    """
+    """dlt's thread pool (twice the requests in flight, so a call waiting out a
+    back-off leaves no slot idle) and small buffers and files, which keep every step's
+    memory flat (dlt buffers 5,000 items per table; its load step reads files whole)."""
     slots = settings.athlon_max_concurrency
     return {
         "extract.workers": 2 * slots,
         "extract.max_parallel_items": 4 * slots,
-        "data_writer.buffer_max_items": PAGE_ROWS,
-        "normalize.data_writer.buffer_max_items": NORMALIZE_BUFFER_ROWS,
-        "normalize.data_writer.file_max_items": NORMALIZE_BUFFER_ROWS,
-        "load.workers": LOAD_WORKERS,
+        "data_writer.buffer_max_items": 100,
+        "normalize.data_writer.buffer_max_items": 1000,
+        "normalize.data_writer.file_max_items": 1000,
+        "load.workers": 4,
     }
 
 
-def _extract(
-    settings: Settings,
-    pipeline: dlt.Pipeline,
-    new_client: Callable[[], ApiClient],
-    index: ReuseIndex,
-    extracted_at: datetime,
-) -> Showroom:
-    """Sign in and let dlt extract the whole showroom; LoadError if it cannot."""
-    member = new_client()
-    showroom: Showroom | None = None
+@contextlib.contextmanager
+def _failing_closed() -> Iterator[None]:
+    """API and shape errors, and dlt's failures, as one LoadError line each."""
     try:
-        password = settings.athlon_password
-        identity = sign_in(
-            member,
-            username=settings.athlon_username,
-            password=password.get_secret_value() if password else None,
-            gross_yearly_income=settings.gross_yearly_income,
-            apply_loonheffingskorting=settings.apply_loonheffingskorting,
-        )
-        showroom = Showroom(
-            member,
-            new_client,
-            identity,
-            index,
-            extracted_at,
-            settings.athlon_details_refresh_hours,
-        )
-        pipeline.extract(athlon_showroom(showroom))
+        yield
     except (ApiError, ShapeError) as error:
         raise LoadError(f"{error}; {UNCHANGED}") from error
     except PipelineStepFailed as error:
-        cause = _api_cause(error)
-        raise LoadError(
-            f"{cause or f'dlt failed in its extract step: {error.exception}'}; "
-            f"{UNCHANGED}"
-        ) from error
-    finally:
-        if showroom is not None:
-            showroom.close()
-        else:
-            member.close()
-    return showroom
-
-
-def _api_cause(error: BaseException | None) -> BaseException | None:
-    """The ApiError or ShapeError behind dlt's wrapping of a failed extract."""
-    while error is not None and not isinstance(error, ApiError | ShapeError):
-        error = (
-            getattr(error, "exception", None) or error.__cause__ or error.__context__
-        )
-    return error
+        cause: BaseException | None = error  # the API's or shape's error inside dlt's
+        while cause is not None and not isinstance(cause, ApiError | ShapeError):
+            cause = (
+                getattr(cause, "exception", None)
+                or cause.__cause__
+                or cause.__context__
+            )
+        problem = cause or f"dlt failed in its {error.step} step: {error.exception}"
+        raise LoadError(f"{problem}; {UNCHANGED}") from error
 
 
 @contextlib.contextmanager
 def _workdir() -> Iterator[Path]:
-    """dlt's pipeline directory: fresh, locked while this load runs, removed after it.
-
-    First removes those of killed loads: those whose lock no process holds (the
-    kernel drops a killed process's locks).
-    """
+    """dlt's pipeline directory: fresh, locked while the load runs, removed after it.
+    First removes those of killed loads, whose lock no process holds any more."""
     for stale in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
-        lock = stale / _LOCK_FILE
         try:
-            with lock.open("a") as handle:
+            with (stale / ".lock").open("a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 shutil.rmtree(stale, ignore_errors=True)
                 log.info("Removed %s, left by a load that was killed", stale)
         except OSError:  # BlockingIOError: a live load's; else not ours to judge
             continue
-    # Made under another name, locked, then renamed: a directory is never visible
-    # under WORKDIR_PREFIX without its lock held, so another load's sweep above
-    # cannot take a live load's fresh directory for a killed one's.
+    # Locked under another name, then renamed: no sweep can see a live directory
+    # without its lock held.
     unborn = Path(tempfile.mkdtemp(prefix=f"unborn-{WORKDIR_PREFIX}"))
     work = unborn.with_name(unborn.name.removeprefix("unborn-"))
     try:
-        with (unborn / _LOCK_FILE).open("w") as handle:
+        with (unborn / ".lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             unborn.rename(work)
             yield work
@@ -260,40 +199,35 @@ def _workdir() -> Iterator[Path]:
 
 
 def _check_plausible(
-    showroom: Showroom, baseline: int, settings: Settings, *, allow_shrink: bool
+    cars: int, clusters: int, baseline: int, settings: Settings, allow_shrink: bool
 ) -> None:
-    """Refuse a picture that is more likely an API fault than the real showroom.
-
-    `baseline` is the number of vehicles in `raw.vehicles` before this run.
-    """
-    count = showroom.cars
-    if count == 0:
-        if allow_shrink:
-            log.warning("The showroom is empty; emptying raw (allow_shrink)")
-            return
+    """Refuse an empty showroom, or one shrunk by more than the setting from the
+    `baseline` cars in `raw.vehicles`: more likely an API fault than the showroom."""
+    again = "load again with allow_shrink (--allow-shrink)."
+    if cars == 0 and not allow_shrink:
         raise LoadError(
-            f"Athlon API showed an empty showroom ({showroom.clusters} clusters, "
-            f"0 vehicles; raw.vehicles has {baseline}); {UNCHANGED}. If the showroom "
-            "really is empty, load again with allow_shrink (--allow-shrink)."
+            f"Athlon API showed an empty showroom ({clusters} clusters, 0 vehicles; "
+            f"raw.vehicles has {baseline}); {UNCHANGED}. If the showroom really is "
+            f"empty, {again}"
         )
-    if baseline == 0 or count >= baseline:
+    if cars == 0:
+        log.warning("The showroom is empty; emptying raw (allow_shrink)")
         return
-    shrink = 100 * (baseline - count) / baseline
-    if shrink <= settings.athlon_max_shrink_percent:
+    shrink = 100 * (baseline - cars) / baseline if baseline else 0
+    limit = settings.athlon_max_shrink_percent
+    if shrink <= limit:
         return
-    if allow_shrink:
-        log.warning(
-            "Showroom shrank from %d to %d vehicles (%.0f%%): allowed",
-            baseline,
-            count,
-            shrink,
+    if not allow_shrink:
+        raise LoadError(
+            f"The showroom shrank from {baseline} to {cars} vehicles ({shrink:.0f}%, "
+            f"more than ATHLON_MAX_SHRINK_PERCENT={limit:g}); {UNCHANGED}. If the "
+            f"drop is real, {again}"
         )
-        return
-    raise LoadError(
-        f"The showroom shrank from {baseline} to {count} vehicles ({shrink:.0f}%, more "
-        f"than ATHLON_MAX_SHRINK_PERCENT={settings.athlon_max_shrink_percent:g}); "
-        f"{UNCHANGED}. If the drop is real, load again with allow_shrink "
-        "(--allow-shrink)."
+    log.warning(
+        "Showroom shrank from %d to %d vehicles (%.0f%%): allowed",
+        baseline,
+        cars,
+        shrink,
     )
 
 

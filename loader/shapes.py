@@ -1,20 +1,5 @@
-"""API JSON in, rows out: the API's shapes as pydantic models, and the loader's bounds.
-
-The models mirror athlon-flex-client 1.0.3: a field it declares optional is optional
-here, everything else required. They are tolerant per car: a field whose value does
-not validate (wrong type, not ISO 8601, outside the bounds below, too long, holding a
-NUL, which PostgreSQL text cannot store) or that a required field lacks becomes None,
-and one phrase per field goes to the `problems` list in the validation context so the
-caller logs one warning naming the car. Numbers sent as strings are read as numbers
-(pydantic's lax mode, the client's too). An empty string means "absent" where the
-client has the field optional. Keys the models do not declare are not loaded; they
-are collected in `unknown` so the run can name them once.
-
-What identifies a car or a cluster is strict: a summary without a usable id is
-skipped, a cluster without make, model or vehicleCount fails the load (`ShapeError`).
-Column names are dlt's: snake_case, nested objects joined with `__`; the column hints
-of the dlt resources are derived from the same models.
-"""
+"""The API's shapes as tolerant pydantic models, the loader's bounds, rows and column
+hints (docs/architecture.md, "Tolerant per car")."""
 
 from __future__ import annotations
 
@@ -41,17 +26,13 @@ from pydantic.alias_generators import to_snake
 
 from loader.constants import SHOWROOM_URL
 
-# Part of every summary hash: bump it when the models change, so the next run fetches
+# In every summary hash: bump it when the models change, so that the next run fetches
 # every car's details again instead of reusing rows of the old mapping.
 SHAPE_VERSION = "3"
-
-# --- Bounds: what the later stages can hold (staging casts, indexes, formatting) ------
 ID_MAX_CHARS = 64  # the API's ids are GUIDs (36 characters)
-TEXT_MAX_CHARS = 2_000  # longer is not a name, colour or link but a fault
+TEXT_MAX_CHARS = 2_000
 INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1  # staging casts to PostgreSQL integer
-EURO_MAX = 1_000_000.0  # prices, values, costs
-KM_MAX = 10_000_000.0  # range and mileage
-QUANTITY_MAX = 1_000_000.0  # emission, consumption, percentages, price per km
+EURO_MAX, KM_MAX, QUANTITY_MAX = 1_000_000.0, 10_000_000.0, 1_000_000.0
 
 Row = dict[str, Any]
 
@@ -61,7 +42,7 @@ class ShapeError(Exception):
 
 
 def _no_nul(value: str) -> str:
-    if "\x00" in value:
+    if "\x00" in value:  # PostgreSQL text cannot hold it
         raise ValueError("holds a NUL character")
     return value
 
@@ -73,7 +54,6 @@ def _no_bool(value: Any) -> Any:
 
 
 def _iso(value: Any) -> datetime:
-    """ISO 8601, as the API writes dates; no offset is taken as UTC."""
     try:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
@@ -81,21 +61,24 @@ def _iso(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _bounded(kind: type, low: float, high: float) -> Any:
+    return Annotated[kind, BeforeValidator(_no_bool), Field(ge=low, le=high)]
+
+
 Text = Annotated[
     str, StringConstraints(max_length=TEXT_MAX_CHARS), AfterValidator(_no_nul)
 ]
-# Lower-cased: GUIDs compare case-insensitively.
-VehicleId = Annotated[
+VehicleId = Annotated[  # lower-cased: GUIDs compare case-insensitively
     str,
     StringConstraints(min_length=1, max_length=ID_MAX_CHARS, to_lower=True),
     AfterValidator(_no_nul),
 ]
 _VEHICLE_ID = TypeAdapter(VehicleId)
-Whole = Annotated[int, BeforeValidator(_no_bool), Field(ge=INTEGER_MIN, le=INTEGER_MAX)]
-Euro = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=EURO_MAX)]
-Km = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=KM_MAX)]
-WholeKm = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=KM_MAX)]
-Quantity = Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=QUANTITY_MAX)]
+Whole = _bounded(int, INTEGER_MIN, INTEGER_MAX)
+Euro = _bounded(float, 0, EURO_MAX)
+Km = _bounded(float, 0, KM_MAX)
+WholeKm = _bounded(int, 0, KM_MAX)
+Quantity = _bounded(float, 0, QUANTITY_MAX)
 Timestamp = Annotated[datetime, BeforeValidator(_iso)]
 
 
@@ -105,7 +88,9 @@ def _describe(value: Any) -> str:
 
 
 class Shape(BaseModel):
-    """An API object read tolerantly (see the module's docstring)."""
+    """An API object read per field: a field that does not validate, or a required
+    one that is missing, is None and named in the context's `problems`; keys the model
+    does not declare go to its `unknown`; "" is None where the field is optional."""
 
     where: ClassVar[str]  # how problems and unknown keys name this object's fields
     quiet: ClassVar[frozenset[str]] = frozenset()  # fields whose problems go unsaid
@@ -113,13 +98,11 @@ class Shape(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _every_field(cls, data: Any, info: ValidationInfo) -> Any:
-        """Note unknown keys; give every field a value, so a missing one is named."""
         if not isinstance(data, Mapping):
             return data  # refused by pydantic: the field holding it becomes None
         if info.context is not None:
-            known = cls.model_fields
             info.context["unknown"].update(
-                cls.where + k for k in data if k not in known
+                cls.where + k for k in data if k not in cls.model_fields
             )
         return {
             name: None if value == "" and not field.is_required() else value
@@ -227,7 +210,7 @@ class Vehicle(Summary):
     options: list[Option]
 
 
-# --- Columns, derived from the models (order = column order of the tables) -----------
+# --- Columns, derived from the models (their order is the tables' column order) ------
 _DLT_TYPES = {
     str: "text",
     int: "bigint",
@@ -246,7 +229,7 @@ def _base_type(annotation: Any) -> Any:
 
 
 def _fields(model: type[Shape], prefix: str = "") -> dict[str, str]:
-    """column -> model field name, scalar fields only."""
+    """column -> model field name, scalar fields only (dlt's snake_case names)."""
     return {
         prefix + to_snake(name): name
         for name, field in model.model_fields.items()
@@ -254,54 +237,38 @@ def _fields(model: type[Shape], prefix: str = "") -> dict[str, str]:
     }
 
 
-def hints(model: type[Shape], prefix: str = "") -> dict[str, dict[str, Any]]:
-    """dlt column hints of a model's scalar fields, every one nullable."""
-    return {
-        column: {
-            "data_type": _DLT_TYPES[_base_type(model.model_fields[name].annotation)],
-            "nullable": True,
-        }
-        for column, name in _fields(model, prefix).items()
-    }
-
-
 def _column(data_type: str) -> dict[str, Any]:
     return {"data_type": data_type, "nullable": True}
 
 
+def hints(model: type[Shape], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """dlt column hints of a model's scalar fields, every one nullable."""
+    fields = model.model_fields
+    return {
+        column: _column(_DLT_TYPES[_base_type(fields[name].annotation)])
+        for column, name in _fields(model, prefix).items()
+    }
+
+
 CLUSTER_KEY = ("make", "model")
-CLUSTER_COLUMNS = {
-    **hints(Cluster),
-    "uri": _column("text"),
-    "extracted_at": _column("timestamp"),
-}
-# The run's list of cars (landing `vehicles`): summary, link, hash.
-SUMMARY_COLUMNS = {
-    **hints(Summary),
-    "uri": _column("text"),
-    "extracted_at": _column("timestamp"),
-    "summary_hash": _column("text"),
-}
-# Kept details (landing `vehicle_details`, merged): top level, details, pricing.
-DETAIL_COLUMNS = {
-    **hints(Summary),
-    **hints(Details, "details__"),
-    **hints(Pricing, "pricing__"),
-    "summary_hash": _column("text"),
-    "details_fetched_at": _column("timestamp"),
-}
+_RUN = {"uri": _column("text"), "extracted_at": _column("timestamp")}
+_HASH = {"summary_hash": _column("text")}
+CLUSTER_COLUMNS = hints(Cluster) | _RUN
+SUMMARY_COLUMNS = hints(Summary) | _RUN | _HASH  # landing `vehicles`: the run's cars
+DETAIL_COLUMNS = (  # landing `vehicle_details`, merged: a car's kept details
+    hints(Summary) | hints(Details, "details__") | hints(Pricing, "pricing__") | _HASH
+) | {"details_fetched_at": _column("timestamp")}
 OPTION_COLUMNS = {"vehicle_id": _column("text"), **hints(Option)}
 SUMMARY_COLUMN_NAMES = frozenset(hints(Summary))
-# `raw.vehicles` (docs/architecture.md), in this order.
-VEHICLE_COLUMNS = (
+VEHICLE_COLUMNS = (  # `raw.vehicles`, in this order (docs/architecture.md)
     *(c for c in DETAIL_COLUMNS if c not in ("summary_hash", "details_fetched_at")),
-    "uri",
-    "extracted_at",
+    *_RUN,
     "summary_hash",
     "details_fetched_at",
 )
 
 
+# --- Rows -----------------------------------------------------------------------------
 def _row(model: Shape | None, kind: type[Shape], prefix: str = "") -> Row:
     fields = _fields(kind, prefix)
     return {c: getattr(model, n) if model else None for c, n in fields.items()}
@@ -311,9 +278,7 @@ def _read(kind: type[Shape], data: Any, problems: list[str], unknown: set[str]) 
     return kind.model_validate(data, context={"problems": problems, "unknown": unknown})
 
 
-# --- Rows -----------------------------------------------------------------------------
 def expect_list(value: Any, where: str) -> list[Any]:
-    """The response must be a JSON array."""
     if not isinstance(value, list):
         raise ShapeError(f"{where}: answered {_describe(value)}, expected a list")
     return value
@@ -346,19 +311,15 @@ def cluster_row(
             f"{where}: a cluster without a usable make, model or vehicleCount "
             f"({'; '.join(problems)})"
         )
-    return row | {
-        "uri": showroom_uri(row["make"], row["model"]),
-        "extracted_at": extracted_at,
-    }
+    uri = showroom_uri(row["make"], row["model"])
+    return row | {"uri": uri, "extracted_at": extracted_at}
 
 
 def summary_row(
     item: Any, cluster: Row, unknown: set[str], problems: list[str]
 ) -> Row | None:
-    """The `vehicles` columns of one `VehicleVariation` element; None without an id.
-
-    Make and model fall back to the cluster's (the list was asked for by them).
-    """
+    """One `VehicleVariation` element's `vehicles` columns, make and model falling
+    back to the cluster's (the list was asked for by them); None without an id."""
     if not isinstance(item, Mapping):
         problems.append(f"element is {_describe(item)}, not an object")
         return None
@@ -367,17 +328,12 @@ def summary_row(
         return None
     row["make"] = row["make"] or cluster["make"]
     row["model"] = row["model"] or cluster["model"]
-    row["uri"] = showroom_uri(row["make"], row["model"], row["id"])
-    return row
+    return row | {"uri": showroom_uri(row["make"], row["model"], row["id"])}
 
 
 def summary_hash(item: Mapping[str, Any], context: str) -> str:
-    """Fingerprint of a summary as the API sent it, in the run's identity context.
-
-    The whole object counts (also keys the loader does not load), plus `context`
-    (who asked: anonymous, member, tax group) and SHAPE_VERSION: when any of them
-    differs from the stored row's, that vehicle's details are fetched again.
-    """
+    """Fingerprint of a summary as sent (keys not loaded too), who asked (`context`)
+    and SHAPE_VERSION: when it changes, that car's details are fetched again."""
     canonical = json.dumps(
         [SHAPE_VERSION, context, item], sort_keys=True, separators=(",", ":")
     )
@@ -387,10 +343,8 @@ def summary_hash(item: Mapping[str, Any], context: str) -> str:
 def detail_row(
     payload: Any, vehicle_id: str, unknown: set[str], problems: list[str]
 ) -> Row:
-    """`GET Vehicle` of one car as a `vehicle_details` row with an `options` list.
-
-    Whatever is missing or malformed is null (no options), with a problem each.
-    """
+    """`GET Vehicle` of one car as a `vehicle_details` row with an `options` list;
+    whatever is missing or malformed is null (no options), with a problem each."""
     if not isinstance(payload, Mapping):
         problems.append(f"the answer is {_describe(payload)}, not an object")
         payload = {}
@@ -406,9 +360,7 @@ def detail_row(
         payload = {**payload, "options": objects}
     car = _read(Vehicle, payload, problems, unknown)
     row = _row(car, Summary) | _row(car.details, Details, "details__")
-    row |= _row(car.pricing, Pricing, "pricing__")
-    row["id"] = vehicle_id
-    row["options"] = []
+    row |= _row(car.pricing, Pricing, "pricing__") | {"id": vehicle_id, "options": []}
     seen: set[str] = set()
     for index, option in enumerate(car.options or ()):
         if option.id is None or option.id in seen or len(option.id) > ID_MAX_CHARS:

@@ -1,12 +1,5 @@
-"""The dlt source of the Athlon Flex showroom: dlt fetches, lands in `raw_landing`.
-
-    vehicle_clusters ──► vehicles (per cluster, parallel) ──► vehicle_details (per car,
-    GET VehicleCluster    GET VehicleVariation                  parallel) GET Vehicle
-
-The transformers run in dlt's thread pool, within the run's `RequestLimiter`; the
-details' merge on `id` is the reuse (only new, changed or old details are fetched).
-Column hints come from the models in `loader.shapes`.
-"""
+"""The dlt source of the showroom: clusters → each cluster's cars → each new or changed
+car's details, fetched in dlt's thread pool, landed in `raw_landing`."""
 
 from __future__ import annotations
 
@@ -52,8 +45,9 @@ from loader.shapes import (
 
 log = logging.getLogger(__name__)
 
-# Only declared fields reach dlt; an undeclared column or type is a loader bug, so
-# extract/normalize (before the load) fail instead of adding a column or a variant.
+# Only declared fields reach dlt: an undeclared column or type is a loader bug.
+# A first load fetches every car's details: a line every this many says it moves.
+PROGRESS_EVERY = 200
 SCHEMA_CONTRACT: dict[str, Any] = {
     "tables": "evolve",
     "columns": "freeze",
@@ -85,11 +79,9 @@ class Showroom:
     _anonymous: ApiClient | None = None
 
     def reusable(self, car: Row) -> bool:
-        """Whether this car's kept details still hold (same summary, fresh enough).
-
-        Each car's age limit is spread between half and all of `refresh_hours` (stable
-        per id), so after a full load the refreshes trickle in, not all at once.
-        """
+        """Whether this car's kept details still hold: same summary, and younger than
+        its share of `refresh_hours` (half to all of it, stable per id, so that after
+        a full load the refreshes trickle in)."""
         kept = self.index.get(car["id"])
         if kept is None or kept[0] != car["summary_hash"]:
             return False
@@ -117,9 +109,10 @@ class Showroom:
         )
         return False
 
-    def count(self, what: str) -> None:
+    def count(self, what: str) -> int:
         with self._lock:
             setattr(self, what, getattr(self, what) + 1)
+            return getattr(self, what)
 
     def anonymous_client(self) -> ApiClient:
         with self._lock:
@@ -128,19 +121,15 @@ class Showroom:
                 self._anonymous = self.anonymous()
             return self._anonymous
 
-    def close(self) -> None:
-        self.member.close()
+    def close(self) -> None:  # the member's client is its maker's to close
         if self._anonymous is not None:
             self._anonymous.close()
 
 
 def row_key(*parts: str) -> str:
-    """A stable `_dlt_id` from the natural key (dlt would draw a random one).
-
-    Stable ids make two runs over an unchanged showroom differ only in `extracted_at`
-    and `_dlt_load_id`; a car's summary and details rows share one, so the options'
-    `_dlt_parent_id` points at the car's row in `raw.vehicles`.
-    """
+    """A stable `_dlt_id` from the natural key, not dlt's random one: two runs over an
+    unchanged showroom differ only in `extracted_at` and `_dlt_load_id`, and options'
+    `_dlt_parent_id` point at their car's row in `raw.vehicles`."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
@@ -250,13 +239,10 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
     parallelized=True,
 )
 def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
-    """`GET Vehicle` of a new, changed or old car, merged on `id` (None: reused).
-
-    A member's 404 (not leasable for them) is asked again anonymously. Details with
-    a problem are not kept for reuse: the next run asks again. `options` becomes the
-    child `vehicle_details__options`; its key (`vehicle_id`, `id`) is kept by
-    `shapes`, not declared, since dlt takes a nested table with one for a root.
-    """
+    """`GET Vehicle` of a new, changed or old car, merged on `id` (None: reused). A
+    member's 404 (not leasable for them) is asked again anonymously; details with a
+    problem are not kept for reuse. `options` becomes `vehicle_details__options`
+    (its key is not declared: dlt would take a nested table with one for a root)."""
     if showroom.reusable(car):
         showroom.count("reused")
         return None
@@ -275,7 +261,8 @@ def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
     problems: list[str] = []
     row = detail_row(payload, vehicle_id, showroom.unknown_fields, problems)
     _warn(f"Vehicle {vehicle_id} (GET {DETAILS_ENDPOINT})", problems)
-    showroom.count("fetched")
+    if showroom.count("fetched") % PROGRESS_EVERY == 0:
+        log.info("Fetched the details of %d cars so far", showroom.fetched)
     fetched_at = None if problems else showroom.extracted_at
     return row | {
         "summary_hash": car["summary_hash"],
