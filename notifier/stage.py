@@ -66,7 +66,7 @@ from notifier.render import (
     render_push,
     vehicle_label,
 )
-from notifier.schedule import last_digest_slot
+from notifier.schedule import last_digest_slot, previous_digest_slot
 from notifier.subscriptions import (
     CADENCES,
     Subscription,
@@ -132,12 +132,14 @@ def _one_line(text: str) -> str:
 
 
 def _describe_vehicle(row: Mapping[str, Any], timezone: str) -> str:
+    until = row.get("available_until")
     return _one_line(
         f"{row['make']} {row['model']} {vehicle_label(row)}: "
         f"{euro(row['price_per_month_in_euro'])}/month, "
         f"net {euro(row['net_cost_per_month_in_euro'])}, "
         f"available since {local_time(row['available_since'], timezone)}, "
-        f"{row['showroom_uri'] or 'no link'}"
+        + (f"until {local_time(until, timezone)}, " if until else "")
+        + f"{row['showroom_uri'] or 'no link'}"
     )
 
 
@@ -191,11 +193,14 @@ def notify(
     cadence: str = "instant",
     extra_filters: list[dict] | None = None,
     console: bool = False,
+    now: datetime | None = None,
 ) -> NotifySummary:
     """Send (or log) what is new for this cadence's recipients, record it once.
 
     `console=True` accepts the console channel although email was configured
-    before (someone stopped emailing on purpose) and forgets that it was.
+    before (someone stopped emailing on purpose) and forgets that it was. `now`
+    is the moment the daily digests are due at (default: the clock); scenario
+    tests walk it forward a day instead of waiting for one.
     """
     if cadence not in CADENCES:
         raise NotifyError(
@@ -230,7 +235,7 @@ def notify(
             names = [t.recipient for t in ours]
             run = _Run(
                 settings=settings,
-                now=datetime.now(UTC),
+                now=now or datetime.now(UTC),
                 force_baseline=force_baseline,
                 auto_baseline=auto_baseline,
                 extra_filters=extra,
@@ -255,6 +260,9 @@ def notify(
                 drops_by_recipient: dict[str, list[dict[str, Any]]] = {}
                 for drop in store.pending_price_drops(conn, names) if names else []:
                     drops_by_recipient.setdefault(drop["recipient"], []).append(drop)
+                gone_by_recipient: dict[str, list[dict[str, Any]]] = {}
+                for row in store.untold_closed_windows(conn, _gone_bounds(ours, run)):
+                    gone_by_recipient.setdefault(row["recipient"], []).append(row)
                 for target in ours:
                     if target.recipient in blocked:
                         results.append(
@@ -267,8 +275,9 @@ def notify(
                         continue
                     rows = rows_by_recipient.get(target.recipient, [])
                     drops = drops_by_recipient.get(target.recipient, [])
+                    gone = gone_by_recipient.get(target.recipient, [])
                     results.append(
-                        _serve_safely(conn, target, rows, run, mailer, drops)
+                        _serve_safely(conn, target, rows, run, mailer, drops, gone)
                     )
     except (DatabaseError, psycopg2.Error) as error:
         done = f" Already done: {summary()}." if results else ""
@@ -292,6 +301,28 @@ def notify(
             summary=result,
         )
     return result
+
+
+def _gone_bounds(
+    targets: Sequence[_Target], run: _Run
+) -> list[tuple[str, datetime, datetime]]:
+    """(recipient, closed after, opened before) of the closed windows each daily
+    target may hear of as gone: closed since their previous digest slot and opened
+    before this one (a later window waits for the next digest, as a new car does).
+    A forced baseline takes every such window whenever it opened: old news too.
+    Instant recipients hear of no car gone.
+    """
+    bounds = []
+    for target in targets:
+        if target.subscription is None or target.cadence != "daily":
+            continue
+        daily_time, timezone = target.subscription.digest_time(run.settings)
+        slot = last_digest_slot(daily_time, timezone, run.now)
+        before = run.now if run.force_baseline else slot
+        bounds.append(
+            (target.recipient, previous_digest_slot(daily_time, timezone, slot), before)
+        )
+    return bounds
 
 
 def _check_channel(
@@ -379,10 +410,11 @@ def _serve_safely(
     run: _Run,
     mailer: Mailer | None,
     drops: Sequence[dict[str, Any]] = (),
+    gone: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
     """_serve, with any failure but the database's kept to this recipient."""
     try:
-        return _serve(conn, target, rows, run, mailer, drops)
+        return _serve(conn, target, rows, run, mailer, drops, gone)
     except (DatabaseError, psycopg2.Error, NotifyError):
         raise
     except Exception as error:  # one recipient's bad row or bug must not stop the rest
@@ -404,18 +436,21 @@ def _serve(
     run: _Run,
     mailer: Mailer | None,
     drops: Sequence[dict[str, Any]] = (),
+    gone: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
     """One recipient's turn: baseline, or filter → log → send → record.
 
     `rows` are their windows not yet told (vehicles_to_notify), `drops` their price
     drops not yet told (store.pending_price_drops); see _price_drops for which
-    drops are a line of their own.
+    drops are a line of their own. `gone` are a daily recipient's closed windows
+    not yet told (store.untold_closed_windows, see _gone_bounds).
     """
     recipient = target.recipient
     settings = run.settings
     if run.force_baseline:
-        # Everything open is old news, its drops included.
-        recorded = store.decide_baseline(conn, recipient, rows, drops)
+        # Everything open is old news, its drops included, and so is a car that
+        # came and went before it.
+        recorded = store.decide_baseline(conn, recipient, [*rows, *gone], drops)
         log.info(
             "Baseline for %s: recorded %d open window(s) as notified without sending",
             recipient,
@@ -431,6 +466,9 @@ def _serve(
         # Their first turn: the one moment NOTIFY_BASELINE applies to them.
         old_news = [
             r for r in rows if run.auto_baseline and r["available_since"] < registered
+        ]
+        old_news += [
+            r for r in gone if run.auto_baseline and r["available_since"] < registered
         ]
         old_drops = [
             d for d in drops if run.auto_baseline and d["changed_at"] < registered
@@ -451,6 +489,11 @@ def _serve(
             for r in rows
             if not run.auto_baseline or r["available_since"] >= registered
         ]
+        gone = [
+            r
+            for r in gone
+            if not run.auto_baseline or r["available_since"] >= registered
+        ]
 
     timezone = settings.notify_timezone
     # Windows still untold (after the baseline): a drop of one of those cars is
@@ -469,19 +512,29 @@ def _serve(
         if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
     ]
     folded, cheaper = _price_drops(target, drops, untold, chosen, run)
-    if not chosen and not cheaper:
+    gone_lines, earlier_stays = _gone_lines(
+        chosen,
+        [
+            row
+            for row in gone
+            if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
+        ],
+    )
+    if not chosen and not cheaper and not gone_lines:
         return RecipientSummary(
             recipient, target.channel, recorded=baselined, baselined=baselined
         )
-    lines = _with_lease_speed([*chosen, *cheaper], run.lease_speeds)
+    lines = _with_lease_speed([*chosen, *gone_lines, *cheaper], run.lease_speeds)
     told_drops = [*folded, *cheaper]
+    folded = [*folded, *earlier_stays]
 
     if target.channel == "push":
         return _push(conn, target, lines, folded, timezone, baselined)
 
     if target.channel == "console":
         _log_cars(logging.INFO, recipient, lines, timezone)  # the channel itself
-        recorded = store.record(conn, recipient, chosen, told_drops)
+        windows = [*chosen, *gone_lines, *earlier_stays]
+        recorded = store.record(conn, recipient, windows, told_drops)
         return RecipientSummary(
             recipient,
             target.channel,
@@ -672,6 +725,29 @@ def _price_drops(
     return folded, cheaper
 
 
+def _gone_lines(
+    chosen: Sequence[dict[str, Any]], gone: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A digest's closed windows (filters applied) as (lines, earlier stays).
+
+    One line per car: a car announced as new or back in this message is not also
+    gone (its BACK line says when it last left), and of a car that came and went
+    twice only the last stay is a line. The earlier stays are told with the line
+    that shows their car: recorded with the message that carries it, never a line
+    of their own (stage._carried).
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for row in chosen:
+        latest[row["vehicle_id"]] = row
+    for row in gone:
+        known = latest.get(row["vehicle_id"])
+        if known is None or row["available_since"] > known["available_since"]:
+            latest[row["vehicle_id"]] = row
+    lines = [row for row in gone if latest[row["vehicle_id"]] is row]
+    earlier = [row for row in gone if latest[row["vehicle_id"]] is not row]
+    return lines, earlier
+
+
 def _with_lease_speed(
     rows: Sequence[dict[str, Any]], speeds: Mapping[tuple[str, str], float]
 ) -> list[dict[str, Any]]:
@@ -686,16 +762,19 @@ def _carried(
     shown: Sequence[Mapping[str, Any]], folded: Sequence[dict[str, Any]]
 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(windows, price drops) a message showing these lines carries: each car it
-    announces as new or back, each drop line, and each drop folded into a car it
-    announces. A line left out for the next message claims nothing."""
+    announces as new, back or gone, each drop line, each drop folded into a car it
+    announces, and each earlier stay (a closed window, _gone_lines) of a car it
+    shows. A line left out for the next message claims nothing."""
     windows = [row for row in shown if alert_kind(row) != "price_drop"]
     announced = {(row["vehicle_id"], row["available_since"]) for row in windows}
+    vehicles = {row["vehicle_id"] for row in windows}
     drops = [row for row in shown if alert_kind(row) == "price_drop"]
-    drops += [
-        drop
-        for drop in folded
-        if (drop["vehicle_id"], drop["available_since"]) in announced
-    ]
+    for row in folded:
+        if alert_kind(row) == "price_drop":
+            if (row["vehicle_id"], row["available_since"]) in announced:
+                drops.append(row)
+        elif row["vehicle_id"] in vehicles:
+            windows.append(row)
     return windows, drops
 
 
