@@ -44,6 +44,7 @@ from notifier import store
 from notifier.contract import CONSOLE_RECIPIENT
 from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
+from notifier.gone import gone_bounds, gone_lines
 from notifier.mailer import (
     MAX_EMAIL_BYTES,
     EmailFitter,
@@ -66,7 +67,7 @@ from notifier.render import (
     render_push,
     vehicle_label,
 )
-from notifier.schedule import last_digest_slot, previous_digest_slot
+from notifier.schedule import last_digest_slot
 from notifier.subscriptions import (
     CADENCES,
     Subscription,
@@ -306,23 +307,18 @@ def notify(
 def _gone_bounds(
     targets: Sequence[_Target], run: _Run
 ) -> list[tuple[str, datetime, datetime]]:
-    """(recipient, closed after, opened before) of the closed windows each daily
-    target may hear of as gone: closed since their previous digest slot and opened
-    before this one (a later window waits for the next digest, as a new car does).
-    A forced baseline takes every such window whenever it opened: old news too.
-    Instant recipients hear of no car gone.
-    """
-    bounds = []
-    for target in targets:
-        if target.subscription is None or target.cadence != "daily":
-            continue
-        daily_time, timezone = target.subscription.digest_time(run.settings)
-        slot = last_digest_slot(daily_time, timezone, run.now)
-        before = run.now if run.force_baseline else slot
-        bounds.append(
-            (target.recipient, previous_digest_slot(daily_time, timezone, slot), before)
+    """(recipient, closed after, opened before) of each daily target's cars gone
+    (notifier/gone.py); instant recipients hear of no car gone."""
+    return [
+        (
+            target.recipient,
+            *gone_bounds(
+                target.subscription, run.settings, run.now, baseline=run.force_baseline
+            ),
         )
-    return bounds
+        for target in targets
+        if target.subscription is not None and target.cadence == "daily"
+    ]
 
 
 def _check_channel(
@@ -512,7 +508,7 @@ def _serve(
         if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
     ]
     folded, cheaper = _price_drops(target, drops, untold, chosen, run)
-    gone_lines, earlier_stays = _gone_lines(
+    gone_cars, earlier_stays = gone_lines(
         chosen,
         [
             row
@@ -520,11 +516,11 @@ def _serve(
             if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
         ],
     )
-    if not chosen and not cheaper and not gone_lines:
+    if not chosen and not cheaper and not gone_cars:
         return RecipientSummary(
             recipient, target.channel, recorded=baselined, baselined=baselined
         )
-    lines = _with_lease_speed([*chosen, *gone_lines, *cheaper], run.lease_speeds)
+    lines = _with_lease_speed([*chosen, *gone_cars, *cheaper], run.lease_speeds)
     told_drops = [*folded, *cheaper]
     folded = [*folded, *earlier_stays]
 
@@ -533,7 +529,7 @@ def _serve(
 
     if target.channel == "console":
         _log_cars(logging.INFO, recipient, lines, timezone)  # the channel itself
-        windows = [*chosen, *gone_lines, *earlier_stays]
+        windows = [*chosen, *gone_cars, *earlier_stays]
         recorded = store.record(conn, recipient, windows, told_drops)
         return RecipientSummary(
             recipient,
@@ -725,29 +721,6 @@ def _price_drops(
     return folded, cheaper
 
 
-def _gone_lines(
-    chosen: Sequence[dict[str, Any]], gone: Sequence[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A digest's closed windows (filters applied) as (lines, earlier stays).
-
-    One line per car: a car announced as new or back in this message is not also
-    gone (its BACK line says when it last left), and of a car that came and went
-    twice only the last stay is a line. The earlier stays are told with the line
-    that shows their car: recorded with the message that carries it, never a line
-    of their own (stage._carried).
-    """
-    latest: dict[str, dict[str, Any]] = {}
-    for row in chosen:
-        latest[row["vehicle_id"]] = row
-    for row in gone:
-        known = latest.get(row["vehicle_id"])
-        if known is None or row["available_since"] > known["available_since"]:
-            latest[row["vehicle_id"]] = row
-    lines = [row for row in gone if latest[row["vehicle_id"]] is row]
-    earlier = [row for row in gone if latest[row["vehicle_id"]] is not row]
-    return lines, earlier
-
-
 def _with_lease_speed(
     rows: Sequence[dict[str, Any]], speeds: Mapping[tuple[str, str], float]
 ) -> list[dict[str, Any]]:
@@ -763,7 +736,7 @@ def _carried(
 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(windows, price drops) a message showing these lines carries: each car it
     announces as new, back or gone, each drop line, each drop folded into a car it
-    announces, and each earlier stay (a closed window, _gone_lines) of a car it
+    announces, and each earlier stay (a closed window, gone.gone_lines) of a car it
     shows. A line left out for the next message claims nothing."""
     windows = [row for row in shown if alert_kind(row) != "price_drop"]
     announced = {(row["vehicle_id"], row["available_since"]) for row in windows}
