@@ -270,6 +270,25 @@ def test_a_baseline_makes_cars_gone_before_it_old_news(
     assert _told(db) == [("went", NOW - timedelta(hours=5), BOB, None)]
 
 
+def test_notify_baseline_makes_cars_gone_before_a_recipient_came_old_news(
+    email_settings, smtp_server, add_windows, write_subscriptions, db
+):
+    """NOTIFY_BASELINE: a car that came and went before Bob registered is recorded
+    without sending at his first turn, like the cars open then."""
+    add_windows([_gone("went", 5, 3), window("open", available_since=NOW)])
+    subscriptions = write_subscriptions({"recipients": [{"email": BOB, **_daily()}]})
+    settings = email_settings(
+        notify_subscriptions_file=subscriptions, notify_baseline=True
+    )
+
+    summary = notify(settings, cadence="daily")
+    notify(settings, cadence="daily", now=NOW + timedelta(days=1))
+
+    assert summary.for_recipient(BOB).baselined == 2
+    assert smtp_server.messages == []
+    assert [(row[0], row[3]) for row in _told(db)] == [("open", None), ("went", None)]
+
+
 def test_a_gone_row_has_the_columns_of_a_row_to_notify(add_windows, db):
     add_windows([window("open"), _gone("went", 5, 3)])
     store.sync_recipients(db, [BOB])
