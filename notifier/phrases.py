@@ -4,7 +4,9 @@ Email, push text and console say the same thing the same way, so a recipient who
 reads a push and then the email is never told two stories. A row handed to the
 renderer may carry these optional keys besides the mart's columns:
 
-- `alert_kind`: "new" (default when absent), "back" or "price_drop";
+- `alert_kind`: "new" (default when absent), "back", "price_drop" or "gone" (a
+  daily digest's car that came and went since the recipient's previous digest:
+  its window is closed, `available_until` set);
 - `left_at`: when a car that is back again last left the showroom ("back");
 - `previous_price_per_month_in_euro`: the price before the drop ("price_drop");
 - `lease_speed_median_hours`: how long cars of this make and model usually stay.
@@ -16,15 +18,22 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-AlertKind = Literal["new", "back", "price_drop"]
-ALERT_KINDS: tuple[AlertKind, ...] = ("new", "back", "price_drop")
+AlertKind = Literal["new", "back", "price_drop", "gone"]
+# Also the order the subject counts them in: what can still be leased first.
+ALERT_KINDS: tuple[AlertKind, ...] = ("new", "back", "price_drop", "gone")
 
 # The short badge beside a car, and the word the subject counts it under.
-BADGES: dict[AlertKind, str] = {"new": "NEW", "back": "BACK", "price_drop": "CHEAPER"}
+BADGES: dict[AlertKind, str] = {
+    "new": "NEW",
+    "back": "BACK",
+    "price_drop": "CHEAPER",
+    "gone": "GONE",
+}
 SUBJECT_WORDS: dict[AlertKind, str] = {
     "new": "new",
     "back": "back",
     "price_drop": "cheaper",
+    "gone": "gone",
 }
 
 # Past two days a figure in hours is harder to read than one in days.
@@ -47,6 +56,11 @@ def price_drop_phrase(now: str, was: str) -> str:
 def back_phrase(left_at: str | None) -> str:
     """`back again (left 28-11-2026 14:10)`; the time already formatted."""
     return f"back again (left {left_at})" if left_at else "back again"
+
+
+def gone_phrase(until: str) -> str:
+    """`available until 02-12-2026 14:10`; the time already formatted."""
+    return f"available until {until}"
 
 
 def lease_speed_phrase(median_hours: Any) -> str | None:

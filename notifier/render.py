@@ -28,6 +28,7 @@ from notifier.phrases import (
     AlertKind,
     alert_kind,
     back_phrase,
+    gone_phrase,
     lease_speed_phrase,
     price_drop_phrase,
 )
@@ -43,8 +44,9 @@ URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 class VehicleLine:
     """One car of a cluster, every value ready to print.
 
-    `fields` holds every field of FIELDS (MISSING when unknown); the email shows a
-    field only when some car of the email has it (`Email.fields`).
+    `fields` holds every field of FIELD_NAMES (MISSING when unknown); the email
+    shows a field of SHARED_FIELDS only when some car of the email has it, and one
+    of OWN_FIELDS only on the cars that have it (`own_fields`).
     """
 
     label: str
@@ -53,6 +55,10 @@ class VehicleLine:
     fields: dict[str, str]
     notes: tuple[str, ...]  # back again, lease speed: one line each
     url: str | None
+
+    @property
+    def own_fields(self) -> tuple[str, ...]:
+        return tuple(name for name in OWN_FIELDS if self.fields[name] != MISSING)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,9 @@ FIELD_NAMES = (
     "Available since",
     "Available until",
 )
+# Shown only on the cars that have them: "Available until" belongs to a car that
+# left (a digest's GONE line); an open car beside it says nothing rather than "-".
+OWN_FIELDS = ("Available until",)
 
 # A subject longer than this is cut at a model: phones show about 40 to 70
 # characters, and with "Subject: " the header stays on one 78-character line
@@ -212,6 +221,8 @@ def _fields(row: Mapping[str, Any], kind: AlertKind, timezone: str) -> dict[str,
 
 
 def _notes(row: Mapping[str, Any], kind: AlertKind, timezone: str) -> tuple[str, ...]:
+    if kind == "gone":  # how fast such cars go is no news about a car gone
+        return ()
     notes = []
     if kind == "back":
         left = row.get("left_at")
@@ -231,7 +242,8 @@ def vehicle_line(row: Mapping[str, Any], timezone: str) -> VehicleLine:
         badge=BADGES[kind],
         fields=_fields(row, kind, timezone),
         notes=_notes(row, kind, timezone),
-        url=safe_url(row.get("showroom_uri")),
+        # A car that left has no page in the showroom any more.
+        url=None if kind == "gone" else safe_url(row.get("showroom_uri")),
     )
 
 
@@ -294,12 +306,14 @@ def remainder(rows: Iterable[Mapping[str, Any]]) -> list[Remainder]:
 
 
 def _email_order(row: Mapping[str, Any]) -> tuple:
-    """Where a row stands in the email: by make and model, then cheapest first
-    (unknown and non-finite prices last: NaN cannot be ordered)."""
+    """Where a row stands in the email: by make and model, the cars still there
+    before those gone, then cheapest first (unknown and non-finite prices last:
+    NaN cannot be ordered)."""
     price = _amount(row.get("price_per_month_in_euro"))
     return (
         _text(row.get("make")),
         _text(row.get("model")),
+        alert_kind(row) == "gone",
         price is None,
         price or Decimal(0),
         str(row.get("license_plate") or ""),
@@ -369,14 +383,17 @@ def _environment() -> jinja2.Environment:
 
 
 def _shown_fields(lines: Iterable[VehicleLine]) -> tuple[str, ...]:
-    """The fields some car of the email has: one unknown for all is left out
-    (Contribution and Net cost without a login)."""
-    missing = set(FIELD_NAMES)
+    """The fields every car of the email shows, those some car has: one unknown
+    for all is left out (Contribution and Net cost without a login). OWN_FIELDS
+    are never among them (`VehicleLine.own_fields`)."""
+    missing = set(FIELD_NAMES) - set(OWN_FIELDS)
     for line in lines:
         missing -= {name for name in missing if line.fields[name] != MISSING}
         if not missing:
             break
-    return tuple(name for name in FIELD_NAMES if name not in missing)
+    return tuple(
+        name for name in FIELD_NAMES if name not in missing and name not in OWN_FIELDS
+    )
 
 
 def unsubscribe_address(sender: str | None, recipient: str | None) -> str | None:
@@ -488,6 +505,7 @@ class EmailRenderer:
             "subject": subject_for(rows, more=len(left_out)),
             "count": len(rows),
             "kinds": [(SUBJECT_WORDS[k], kinds[k]) for k in ALERT_KINDS if kinds[k]],
+            "gone": kinds["gone"],
             "clusters": [
                 (cluster, [html for html, _ in cards]) for cluster, cards in clusters
             ],
@@ -541,6 +559,8 @@ def _push_line(line: VehicleLine, make: str, model: str) -> str:
     parts = [f"{line.badge} {make} {model} {line.label}".strip() + f": {price}"]
     if line.kind == "back":
         parts.append(line.notes[0])
+    if line.kind == "gone":
+        parts.append(gone_phrase(line.fields["Available until"]))
     text = ", ".join(parts)
     return f"{text} {line.url}" if line.url else text
 

@@ -2,10 +2,15 @@
 
 A daily recipient's digest at slot T (their local digest time on the last day it has
 passed) holds every window that opened before T and was not sent yet; windows that
-open after T wait for the next slot. So `notify(cadence="daily")` may run as often as
-the DAG likes: after the first run past T has sent the digest, later runs find nothing
-older than T left and send nothing until the next day's slot. If the scheduler was down
-at T, the first run afterwards catches up.
+open after T wait for the next slot. It also holds, as gone, each window that opened
+before T and closed after the previous slot (`previous_digest_slot`) without having
+been sent: a car that came and went between two digests.
+
+So `notify(cadence="daily")` may run as often as the DAG likes: after the first run
+past T has sent the digest, later runs find nothing older than T left and send
+nothing until the next day's slot. If the scheduler was down at T, the first run
+afterwards catches up on the cars still there; a car that came and went before the
+slot it missed is not told (gone reaches back one slot only).
 
 `due_daily_digest` lets the DAG skip that run cheaply when no slot has passed since
 its previous run.
@@ -32,6 +37,12 @@ def last_digest_slot(daily_time: time, timezone: str, now: datetime) -> datetime
             local_now.date() - timedelta(days=1), daily_time, tzinfo=zone
         )
     return slot
+
+
+def previous_digest_slot(daily_time: time, timezone: str, slot: datetime) -> datetime:
+    """The digest slot before `slot`: `daily_time` on the local day before (23 or
+    25 hours earlier across a change of daylight saving time)."""
+    return last_digest_slot(daily_time, timezone, slot - timedelta(microseconds=1))
 
 
 def due_daily_digest(

@@ -44,6 +44,7 @@ from notifier import store
 from notifier.contract import CONSOLE_RECIPIENT
 from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.filters import FilterSet, matches_any
+from notifier.gone import gone_bounds, gone_lines
 from notifier.mailer import (
     MAX_EMAIL_BYTES,
     EmailFitter,
@@ -132,12 +133,14 @@ def _one_line(text: str) -> str:
 
 
 def _describe_vehicle(row: Mapping[str, Any], timezone: str) -> str:
+    until = row.get("available_until")
     return _one_line(
         f"{row['make']} {row['model']} {vehicle_label(row)}: "
         f"{euro(row['price_per_month_in_euro'])}/month, "
         f"net {euro(row['net_cost_per_month_in_euro'])}, "
         f"available since {local_time(row['available_since'], timezone)}, "
-        f"{row['showroom_uri'] or 'no link'}"
+        + (f"until {local_time(until, timezone)}, " if until else "")
+        + f"{row['showroom_uri'] or 'no link'}"
     )
 
 
@@ -191,11 +194,14 @@ def notify(
     cadence: str = "instant",
     extra_filters: list[dict] | None = None,
     console: bool = False,
+    now: datetime | None = None,
 ) -> NotifySummary:
     """Send (or log) what is new for this cadence's recipients, record it once.
 
     `console=True` accepts the console channel although email was configured
-    before (someone stopped emailing on purpose) and forgets that it was.
+    before (someone stopped emailing on purpose) and forgets that it was. `now`
+    is the moment the daily digests are due at (default: the clock); scenario
+    tests walk it forward a day instead of waiting for one.
     """
     if cadence not in CADENCES:
         raise NotifyError(
@@ -230,7 +236,7 @@ def notify(
             names = [t.recipient for t in ours]
             run = _Run(
                 settings=settings,
-                now=datetime.now(UTC),
+                now=now or datetime.now(UTC),
                 force_baseline=force_baseline,
                 auto_baseline=auto_baseline,
                 extra_filters=extra,
@@ -255,6 +261,9 @@ def notify(
                 drops_by_recipient: dict[str, list[dict[str, Any]]] = {}
                 for drop in store.pending_price_drops(conn, names) if names else []:
                     drops_by_recipient.setdefault(drop["recipient"], []).append(drop)
+                gone_by_recipient: dict[str, list[dict[str, Any]]] = {}
+                for row in store.untold_closed_windows(conn, _gone_bounds(ours, run)):
+                    gone_by_recipient.setdefault(row["recipient"], []).append(row)
                 for target in ours:
                     if target.recipient in blocked:
                         results.append(
@@ -267,8 +276,9 @@ def notify(
                         continue
                     rows = rows_by_recipient.get(target.recipient, [])
                     drops = drops_by_recipient.get(target.recipient, [])
+                    gone = gone_by_recipient.get(target.recipient, [])
                     results.append(
-                        _serve_safely(conn, target, rows, run, mailer, drops)
+                        _serve_safely(conn, target, rows, run, mailer, drops, gone)
                     )
     except (DatabaseError, psycopg2.Error) as error:
         done = f" Already done: {summary()}." if results else ""
@@ -292,6 +302,23 @@ def notify(
             summary=result,
         )
     return result
+
+
+def _gone_bounds(
+    targets: Sequence[_Target], run: _Run
+) -> list[tuple[str, datetime, datetime]]:
+    """(recipient, closed after, opened before) of each daily target's cars gone
+    (notifier/gone.py); instant recipients hear of no car gone."""
+    return [
+        (
+            target.recipient,
+            *gone_bounds(
+                target.subscription, run.settings, run.now, baseline=run.force_baseline
+            ),
+        )
+        for target in targets
+        if target.subscription is not None and target.cadence == "daily"
+    ]
 
 
 def _check_channel(
@@ -379,10 +406,11 @@ def _serve_safely(
     run: _Run,
     mailer: Mailer | None,
     drops: Sequence[dict[str, Any]] = (),
+    gone: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
     """_serve, with any failure but the database's kept to this recipient."""
     try:
-        return _serve(conn, target, rows, run, mailer, drops)
+        return _serve(conn, target, rows, run, mailer, drops, gone)
     except (DatabaseError, psycopg2.Error, NotifyError):
         raise
     except Exception as error:  # one recipient's bad row or bug must not stop the rest
@@ -404,18 +432,21 @@ def _serve(
     run: _Run,
     mailer: Mailer | None,
     drops: Sequence[dict[str, Any]] = (),
+    gone: Sequence[dict[str, Any]] = (),
 ) -> RecipientSummary:
     """One recipient's turn: baseline, or filter → log → send → record.
 
     `rows` are their windows not yet told (vehicles_to_notify), `drops` their price
     drops not yet told (store.pending_price_drops); see _price_drops for which
-    drops are a line of their own.
+    drops are a line of their own. `gone` are a daily recipient's closed windows
+    not yet told (store.untold_closed_windows, see _gone_bounds).
     """
     recipient = target.recipient
     settings = run.settings
     if run.force_baseline:
-        # Everything open is old news, its drops included.
-        recorded = store.decide_baseline(conn, recipient, rows, drops)
+        # Everything open is old news, its drops included, and so is a car that
+        # came and went before it.
+        recorded = store.decide_baseline(conn, recipient, [*rows, *gone], drops)
         log.info(
             "Baseline for %s: recorded %d open window(s) as notified without sending",
             recipient,
@@ -431,6 +462,9 @@ def _serve(
         # Their first turn: the one moment NOTIFY_BASELINE applies to them.
         old_news = [
             r for r in rows if run.auto_baseline and r["available_since"] < registered
+        ]
+        old_news += [
+            r for r in gone if run.auto_baseline and r["available_since"] < registered
         ]
         old_drops = [
             d for d in drops if run.auto_baseline and d["changed_at"] < registered
@@ -451,6 +485,11 @@ def _serve(
             for r in rows
             if not run.auto_baseline or r["available_since"] >= registered
         ]
+        gone = [
+            r
+            for r in gone
+            if not run.auto_baseline or r["available_since"] >= registered
+        ]
 
     timezone = settings.notify_timezone
     # Windows still untold (after the baseline): a drop of one of those cars is
@@ -469,19 +508,29 @@ def _serve(
         if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
     ]
     folded, cheaper = _price_drops(target, drops, untold, chosen, run)
-    if not chosen and not cheaper:
+    gone_cars, earlier_stays = gone_lines(
+        chosen,
+        [
+            row
+            for row in gone
+            if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
+        ],
+    )
+    if not chosen and not cheaper and not gone_cars:
         return RecipientSummary(
             recipient, target.channel, recorded=baselined, baselined=baselined
         )
-    lines = _with_lease_speed([*chosen, *cheaper], run.lease_speeds)
+    lines = _with_lease_speed([*chosen, *gone_cars, *cheaper], run.lease_speeds)
     told_drops = [*folded, *cheaper]
+    folded = [*folded, *earlier_stays]
 
     if target.channel == "push":
         return _push(conn, target, lines, folded, timezone, baselined)
 
     if target.channel == "console":
         _log_cars(logging.INFO, recipient, lines, timezone)  # the channel itself
-        recorded = store.record(conn, recipient, chosen, told_drops)
+        windows = [*chosen, *gone_cars, *earlier_stays]
+        recorded = store.record(conn, recipient, windows, told_drops)
         return RecipientSummary(
             recipient,
             target.channel,
@@ -686,16 +735,19 @@ def _carried(
     shown: Sequence[Mapping[str, Any]], folded: Sequence[dict[str, Any]]
 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(windows, price drops) a message showing these lines carries: each car it
-    announces as new or back, each drop line, and each drop folded into a car it
-    announces. A line left out for the next message claims nothing."""
+    announces as new, back or gone, each drop line, each drop folded into a car it
+    announces, and each earlier stay (a closed window, gone.gone_lines) of a car it
+    shows. A line left out for the next message claims nothing."""
     windows = [row for row in shown if alert_kind(row) != "price_drop"]
     announced = {(row["vehicle_id"], row["available_since"]) for row in windows}
+    vehicles = {row["vehicle_id"] for row in windows}
     drops = [row for row in shown if alert_kind(row) == "price_drop"]
-    drops += [
-        drop
-        for drop in folded
-        if (drop["vehicle_id"], drop["available_since"]) in announced
-    ]
+    for row in folded:
+        if alert_kind(row) == "price_drop":
+            if (row["vehicle_id"], row["available_since"]) in announced:
+                drops.append(row)
+        elif row["vehicle_id"] in vehicles:
+            windows.append(row)
     return windows, drops
 
 

@@ -228,6 +228,46 @@ def pending(conn: Connection, recipients: Sequence[str]) -> list[Row]:
         return _as_dicts(cursor)
 
 
+def untold_closed_windows(
+    conn: Connection, bounds: Sequence[tuple[str, datetime, datetime]]
+) -> list[Row]:
+    """Closed windows not yet told, per (recipient, closed after, opened before),
+    in email order: a daily digest's cars that came and went.
+
+    Each row has the columns of a marts.vehicles_to_notify row: `recipient`, the
+    window's marts.vehicle_availability columns, `left_at` (null: a car gone is
+    not "back") and `alert_kind` = "gone". The caller applies the recipient's
+    filters. Only windows that closed after `closed after` (their previous digest
+    slot): an older one is history, not news.
+    """
+    if not bounds:
+        return []
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "select bounds.recipient, windows.*, null::timestamptz as left_at, "
+            "'gone' as alert_kind "
+            "from unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) "
+            "as bounds(recipient, closed_after, opened_before) "
+            f"join {VEHICLE_AVAILABILITY} as windows "
+            "on windows.available_until > bounds.closed_after "
+            "and windows.available_since < bounds.opened_before "
+            "where not windows.is_available "
+            f"and not exists (select from {NOTIFICATIONS} as told "
+            "where told.vehicle_id = windows.vehicle_id "
+            "and told.available_since = windows.available_since "
+            "and told.recipient = bounds.recipient) "
+            "order by bounds.recipient, windows.make, windows.model, "
+            "windows.price_per_month_in_euro nulls last, windows.license_plate, "
+            "windows.vehicle_id, windows.available_since",
+            (
+                [recipient for recipient, _, _ in bounds],
+                [after for _, after, _ in bounds],
+                [before for _, _, before in bounds],
+            ),
+        )
+        return _as_dicts(cursor)
+
+
 def pending_price_drops(conn: Connection, recipients: Sequence[str]) -> list[Row]:
     """Price drops not yet told, for these recipients, in email order.
 

@@ -7,6 +7,7 @@ import pytest
 from notifier.phrases import (
     alert_kind,
     back_phrase,
+    gone_phrase,
     lease_speed_phrase,
     price_drop_phrase,
 )
@@ -38,8 +39,10 @@ def test_kinds_and_phrases():
     assert alert_kind({}) == "new"
     assert alert_kind({"alert_kind": None}) == "new"
     assert alert_kind({"alert_kind": "back"}) == "back"
-    with pytest.raises(ValueError, match="unknown alert kind 'gone'"):
-        alert_kind({"alert_kind": "gone"})
+    assert alert_kind({"alert_kind": "gone"}) == "gone"
+    with pytest.raises(ValueError, match="unknown alert kind 'sold'"):
+        alert_kind({"alert_kind": "sold"})
     assert price_drop_phrase("€ 489,00", "€ 539,00") == "now € 489,00 (was € 539,00)"
     assert back_phrase("28-11-2026 14:10") == "back again (left 28-11-2026 14:10)"
     assert back_phrase(None) == "back again"
+    assert gone_phrase("02-12-2026 14:10") == "available until 02-12-2026 14:10"

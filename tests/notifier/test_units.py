@@ -11,7 +11,11 @@ import pytest
 from athlon_flex.settings import Settings
 from notifier.mailer import SmtpTransport, transport_from_settings
 from notifier.render import euro, local_time, safe_url, subject_for
-from notifier.schedule import due_daily_digest, last_digest_slot
+from notifier.schedule import (
+    due_daily_digest,
+    last_digest_slot,
+    previous_digest_slot,
+)
 
 
 def _settings(**values) -> Settings:
@@ -121,6 +125,15 @@ def test_digest_slot_is_today_once_passed_else_yesterday_in_local_time():
     )
     assert last_digest_slot(at_0730, "Europe/Amsterdam", after) == datetime(
         2025, 3, 30, 5, 30, tzinfo=UTC
+    )
+
+
+def test_the_previous_digest_slot_is_the_local_day_before_across_dst():
+    """The bound of a digest's cars gone: 23 hours back over the spring switch."""
+    at_0730 = time(7, 30)
+    slot = datetime(2025, 3, 30, 5, 30, tzinfo=UTC)  # 07:30 CEST
+    assert previous_digest_slot(at_0730, "Europe/Amsterdam", slot) == datetime(
+        2025, 3, 29, 6, 30, tzinfo=UTC
     )
 
 
