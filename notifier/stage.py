@@ -321,6 +321,15 @@ def _gone_bounds(
     ]
 
 
+def _split_before(
+    items: Sequence[dict[str, Any]], key: str, cut: datetime | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(items whose `key` is before `cut`, the rest); no cut: ([], all of them)."""
+    if cut is None:
+        return [], list(items)
+    return [i for i in items if i[key] < cut], [i for i in items if i[key] >= cut]
+
+
 def _check_channel(
     conn: psycopg2.extensions.connection, settings: Settings, *, console: bool
 ) -> None:
@@ -460,19 +469,13 @@ def _serve(
     registered, decided = run.starts[recipient]
     if decided is None:
         # Their first turn: the one moment NOTIFY_BASELINE applies to them.
-        old_news = [
-            r for r in rows if run.auto_baseline and r["available_since"] < registered
-        ]
-        old_news += [
-            r for r in gone if run.auto_baseline and r["available_since"] < registered
-        ]
-        old_drops = [
-            d for d in drops if run.auto_baseline and d["changed_at"] < registered
-        ]
-        baselined = store.decide_baseline(conn, recipient, old_news, old_drops)
-        drops = [
-            d for d in drops if not run.auto_baseline or d["changed_at"] >= registered
-        ]
+        cut = registered if run.auto_baseline else None
+        old_rows, rows = _split_before(rows, "available_since", cut)
+        old_gone, gone = _split_before(gone, "available_since", cut)
+        old_drops, drops = _split_before(drops, "changed_at", cut)
+        baselined = store.decide_baseline(
+            conn, recipient, [*old_rows, *old_gone], old_drops
+        )
         if baselined:
             log.info(
                 "Baseline for %s: %d window(s) opened before they subscribed, "
@@ -480,16 +483,6 @@ def _serve(
                 recipient,
                 baselined,
             )
-        rows = [
-            r
-            for r in rows
-            if not run.auto_baseline or r["available_since"] >= registered
-        ]
-        gone = [
-            r
-            for r in gone
-            if not run.auto_baseline or r["available_since"] >= registered
-        ]
 
     timezone = settings.notify_timezone
     # Windows still untold (after the baseline): a drop of one of those cars is
@@ -502,20 +495,12 @@ def _serve(
             rows = [row for row in rows if row["available_since"] < slot]
             drops = [drop for drop in drops if drop["changed_at"] < slot]
 
-    chosen = [
-        row
-        for row in rows
-        if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
-    ]
+    def wanted(row: Mapping[str, Any]) -> bool:
+        return matches_any(target.filters, row) and matches_any(run.extra_filters, row)
+
+    chosen = [row for row in rows if wanted(row)]
     folded, cheaper = _price_drops(target, drops, untold, chosen, run)
-    gone_cars, earlier_stays = gone_lines(
-        chosen,
-        [
-            row
-            for row in gone
-            if matches_any(target.filters, row) and matches_any(run.extra_filters, row)
-        ],
-    )
+    gone_cars, earlier_stays = gone_lines(chosen, [row for row in gone if wanted(row)])
     if not chosen and not cheaper and not gone_cars:
         return RecipientSummary(
             recipient, target.channel, recorded=baselined, baselined=baselined
