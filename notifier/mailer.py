@@ -13,6 +13,7 @@ import binascii
 import bisect
 import hashlib
 import logging
+import secrets
 import smtplib
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -209,6 +210,42 @@ def as_wire_bytes(message: EmailMessage) -> bytes:
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
+def wire_message(
+    email: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    bodies: Bodies,
+) -> bytes:
+    """`as_wire_bytes(compose(...))`, byte for byte, at a fraction of the cost.
+
+    The email package writes the headers and the MIME structure around two
+    one-line stand-ins, and the encoded bodies take their places with CRLF line
+    ends: its generator would write them line by line in Python (a tenth of a
+    first run's notify). The stand-ins are random, so no header (a car's name is
+    the API's text) can hold one; the boundary the generator picks is safe for the
+    real bodies too: it is a run of "=", which a quoted-printable body never has
+    ("=" is always written as "=3D" there).
+    """
+    token = secrets.token_hex(16)
+    stand_ins = Bodies(text=f"text-{token}", html=f"html-{token}")
+    message = compose(
+        email,
+        sender=sender,
+        recipient=recipient,
+        message_id=message_id,
+        bodies=stand_ins,
+    )
+    wire = as_wire_bytes(message)
+    for stand_in, body in zip(
+        (stand_ins.text, stand_ins.html), (bodies.text, bodies.html), strict=True
+    ):
+        body_bytes = body.replace("\n", "\r\n").encode("ascii")
+        wire = wire.replace(stand_in.encode("ascii"), body_bytes, 1)
+    return wire
+
+
 # Gmail clips a message past about 102 KB (it shows "[Message clipped]" and hides
 # the rest); the whole message, both parts and headers, stays under this.
 MAX_EMAIL_BYTES = 100_000
@@ -334,14 +371,13 @@ class EmailFitter:
     ) -> FittedEmail:
         shown = list(ordered[:count])
         message_id = message_id_for_rows(recipient, shown, sender=self._sender)
-        message = compose(
+        wire = wire_message(
             email,
             sender=self._sender,
             recipient=recipient,
             message_id=message_id,
             bodies=bodies,
         )
-        wire = as_wire_bytes(message)
         return FittedEmail(email, wire, message_id, shown, list(ordered[count:]))
 
 
