@@ -232,8 +232,9 @@ def test_duplicate_vehicle_id_in_raw_fails_the_build_and_leaves_history_unchange
 
     message = str(failure.value)
     assert message.startswith(
-        "dbt build failed: 1 node(s) failed: source_unique_athlon_vehicles_id (test):"
-        " Got 1 result, configured to fail if != 0."
+        "dbt build failed: 1 node(s) failed: source_relation_tests_athlon_vehicles_"
+        " (test): Got 1 result, configured to fail if != 0"
+        " [failed: source_unique_athlon_vehicles_id on 1 row(s)]."
     )
     assert "raw data and the snapshots' earlier history are unchanged" in message
     # The snapshots never saw the corrupt load: B is not closed, C not added.

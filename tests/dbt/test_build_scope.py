@@ -26,9 +26,9 @@ B = make_vehicle("veh-b", make="Kia", model="Niro", price=450.0)
 # 14 models (10 views, the incremental mart and three table marts), 1 seed, 121
 # data tests.
 FULL = ("full", 3, 14, 121)
-# The four marts that are tables; the tests on raw, snapshots and marts, with one
-# columns_not_null per relation in place of its 44 not_null tests.
-CYCLE = ("cycle", 3, 4, 45)
+# The four marts that are tables; one relation_tests per relation in place of the
+# tests it combines, the singular test and the one warning test.
+CYCLE = ("cycle", 3, 4, 13)
 
 
 def _scope(summary: runner.BuildSummary) -> tuple[str, int, int, int]:
@@ -91,7 +91,7 @@ def test_a_recreated_database_gets_a_full_build_whatever_target_holds(
     assert windows(raw_db) == [("veh-a", at(10, 0), None)]
 
 
-def test_the_cycle_checks_every_not_null_column_it_leaves_out_in_one_query_per_relation(
+def test_the_cycle_runs_every_test_it_leaves_out_in_its_relations_one_query(
     settings: Settings, raw_db
 ) -> None:
     write_state(raw_db, CatalogState.of([A]), at(10, 0))
@@ -105,34 +105,47 @@ def test_the_cycle_checks_every_not_null_column_it_leaves_out_in_one_query_per_r
     assert _scope(build(settings)) == CYCLE  # compiles the cycle's tests
 
     def tested(test: dict) -> str:
-        return test["attached_node"] or test["depends_on"]["nodes"][0]
+        metadata = test.get("test_metadata") or {}
+        if test["attached_node"]:
+            return test["attached_node"]
+        # A source's relationships test depends on its `to` source too.
+        model = metadata.get("kwargs", {}).get("model", "")
+        return next(
+            node
+            for node in test["depends_on"]["nodes"]
+            if node.endswith("." + re.findall(r"'(\w+)'", model)[-1])
+        )
 
     def kind(test: dict) -> str:
         return (test.get("test_metadata") or {}).get("name", "")
 
-    # Every not_null test the cycle leaves out, by the relation it tests.
+    tests = [node for node in nodes.values() if node["resource_type"] == "test"]
+    # Every test the cycle leaves out, by the relation it tests.
     left_out: dict[str, set[str]] = {}
-    for test in nodes.values():
-        if kind(test) == "not_null" and test["name"] not in in_cycle:
-            column = test["test_metadata"]["kwargs"]["column_name"]
-            left_out.setdefault(tested(test), set()).add(column)
-    combined = {
-        tested(test): test
-        for test in nodes.values()
-        if kind(test) == "columns_not_null"
-    }
-    checked: dict[str, set[str]] = {}
-    for relation, test in combined.items():
-        assert test["name"] in in_cycle, test["name"]
-        sql = next(target.glob(f"compiled/**/{test['name']}.sql")).read_text()
-        checked[relation] = set(re.findall(r"where (\w+) is null", sql))
-    # Left out of the cycle and not combined: only relations the cycle does not
-    # build (staging views, the seed) or that refuse nulls themselves (the
-    # notifier's primary keys).
+    for test in tests:
+        if test["name"] not in in_cycle:
+            left_out.setdefault(tested(test), set()).add(test["name"])
+    combined: dict[str, set[str]] = {}
+    for test in tests:
+        if kind(test) == "relation_tests":
+            assert test["name"] in in_cycle, test["name"]
+            sql = next(target.glob(f"compiled/**/{test['name']}.sql")).read_text()
+            combined[tested(test)] = set(re.findall(r"'(\w+)' as test_name", sql))
+    # Each combined test is one the full build runs on its own, of that relation.
+    by_name = {test["name"]: test for test in tests}
+    assert all(
+        tested(by_name[name]) == relation and name not in in_cycle
+        for relation, names in combined.items()
+        for name in names
+    )
+    # Left out of the cycle and not combined: only tests of relations the cycle
+    # does not build (staging views, the seed) or whose tables refuse a duplicate
+    # or a null themselves (the notifier's primary keys), and relation_tests runs
+    # every error test of the relations it is on.
     unguarded = {
-        relation: columns
-        for relation, columns in left_out.items()
-        if not columns <= checked.get(relation, set())
+        relation: names - combined.get(relation, set())
+        for relation, names in left_out.items()
+        if names - combined.get(relation, set())
     }
     assert all(
         relation.startswith(
@@ -144,8 +157,9 @@ def test_the_cycle_checks_every_not_null_column_it_leaves_out_in_one_query_per_r
         )
         for relation in unguarded
     ), unguarded
-    assert sum(len(columns) for columns in checked.values()) == 44
-    assert len(checked) == 11
+    assert len(combined) == 11
+    assert sum(len(names) for names in combined.values()) == 76
+    assert sum(len(names) for names in left_out.values()) == 121 - 13
 
 
 def test_a_null_in_a_guarded_column_fails_the_cycles_build_naming_column_and_relation(
@@ -160,6 +174,9 @@ def test_a_null_in_a_guarded_column_fails_the_cycles_build_naming_column_and_rel
     with pytest.raises(TransformError) as failed:
         build(settings)
 
-    assert "source_columns_not_null_athlon_vehicles_ (test)" in str(failed.value)
+    assert (
+        "source_relation_tests_athlon_vehicles_ (test): Got 1 result, configured to "
+        "fail if != 0 [failed: source_not_null_athlon_vehicles_make on 1 row(s)]"
+    ) in str(failed.value)
     # Nothing downstream ran: the snapshot holds only the first load's car.
     assert windows(raw_db) == [("veh-a", at(10, 0), None)]

@@ -72,7 +72,9 @@ def test_failing_data_test_stops_before_notify_and_the_repaired_cycle_sends_news
         run_cycle(settings)
 
     message = str(failure.value)
-    assert "at_most_one_current_row_snap_vehicles_vehicle_id (test)" in message
+    # The cycle's build runs the snapshot's tests as one relation_tests node.
+    assert "relation_tests_snap_vehicles_ (test)" in message
+    assert "at_most_one_current_row_snap_vehicles_vehicle_id on 1 row(s)" in message
     assert "downstream were skipped" in message
     assert windows(settings) == windows_before  # the mart was not rebuilt
     assert notifications(settings) == notified_before
