@@ -181,12 +181,14 @@ def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
     columns=SUMMARY_COLUMNS,
     parallelized=True,
 )
-def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
-    """The cars of one cluster (`GET VehicleVariation`), at least `vehicleCount`: a
-    shorter list is asked for again (the API has answered [] for whole makes while
-    still counting their cars), then the load fails naming both counts."""
+def vehicles(cluster: Row, showroom: Showroom) -> list[Row] | None:
+    """The cars of one cluster (`GET VehicleVariation`) as one page, at least
+    `vehicleCount`: a shorter list is asked for again (the API has answered [] for
+    whole makes while still counting their cars), then the load fails naming both
+    counts. A page, not a row at a time: dlt's cost is per item, and a function (not
+    a generator) is one task in its pool per cluster."""
     if not cluster:  # the empty clusters table's marker, not a cluster
-        return
+        return None
     params = {
         "Filters.Segment": SEGMENT,
         "Filters.Make": cluster["make"],
@@ -217,17 +219,22 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
             f"{where} listed {accounted} vehicles, but {CLUSTERS_ENDPOINT} counts "
             f"{count} in that cluster (asked {COMPLETENESS_RETRIES + 1} times)"
         )
+    page = []
     for item, car, problems in listed:
         if car is None:
             shown = item.get("id") if isinstance(item, dict) else item
             log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
         elif showroom.first_listing(car, name):
             _warn(f"Vehicle {car['id']} ({where})", problems)
-            yield car | {
-                "summary_hash": summary_hash(item, showroom.identity.context),
-                "extracted_at": showroom.extracted_at,
-                "_dlt_id": row_key(car["id"]),
-            }
+            page.append(
+                car
+                | {
+                    "summary_hash": summary_hash(item, showroom.identity.context),
+                    "extracted_at": showroom.extracted_at,
+                    "_dlt_id": row_key(car["id"]),
+                }
+            )
+    return page
 
 
 @dlt.transformer(
@@ -236,16 +243,24 @@ def vehicles(cluster: Row, showroom: Showroom) -> Iterator[Any]:
     write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     columns=DETAIL_COLUMNS,
     nested_hints={"options": dlt.mark.make_nested_hints(columns=OPTION_COLUMNS)},
-    parallelized=True,
 )
-def vehicle_details(car: Row, showroom: Showroom) -> Row | None:
-    """`GET Vehicle` of a new, changed or old car, merged on `id` (None: reused). A
-    member's 404 (not leasable for them) is asked again anonymously; details with a
-    problem are not kept for reuse. `options` becomes `vehicle_details__options`
-    (its key is not declared: dlt would take a nested table with one for a root)."""
-    if showroom.reusable(car):
-        showroom.count("reused")
-        return None
+def vehicle_details(cars: list[Row], showroom: Showroom) -> Iterator[Any]:
+    """The details of a cluster's new, changed or old cars, each fetched in dlt's
+    thread pool (dlt.defer), merged on `id`; a car whose kept details still hold
+    costs nothing. `options` becomes `vehicle_details__options` (its key is not
+    declared: dlt would take a nested table with one for a root)."""
+    for car in cars or ():
+        if showroom.reusable(car):
+            showroom.count("reused")
+        else:
+            yield _fetched_details(car, showroom)
+
+
+@dlt.defer
+def _fetched_details(car: Row, showroom: Showroom) -> Row:
+    """`GET Vehicle` of one car as its `vehicle_details` row. A member's 404 (not
+    leasable for them) is asked again anonymously; details with a problem are not
+    kept for reuse."""
     vehicle_id = car["id"]
     params = {"Segment": SEGMENT, "VehicleId": vehicle_id}
     params.update(showroom.identity.detail_params)
