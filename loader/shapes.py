@@ -3,6 +3,7 @@ hints (docs/architecture.md, "Tolerant per car")."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -228,6 +229,7 @@ def _base_type(annotation: Any) -> Any:
     )
 
 
+@functools.cache  # asked for every row of every load
 def _fields(model: type[Shape], prefix: str = "") -> dict[str, str]:
     """column -> model field name, scalar fields only (dlt's snake_case names)."""
     return {
