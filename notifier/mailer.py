@@ -26,12 +26,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from athlon_flex.settings import GMAIL_SMTP_HOST, Settings
-from notifier.render import (
-    EmailRenderer,
-    RenderedEmail,
-    rows_in_email_order,
-    unsubscribe_address,
-)
+from notifier.render import EmailRenderer, RenderedEmail, unsubscribe_address
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +299,7 @@ class EmailFitter:
     def fit(self, rows: Sequence[Mapping[str, Any]], *, recipient: str) -> FittedEmail:
         """As many of the rows (in the email's order) as fit, the rest counted
         in the email. At least one car is shown."""
-        ordered = rows_in_email_order(rows)
+        ordered = self._renderer.in_email_order(rows)
         # Bytes of the first n cards as sent (each HTML card ends its own line),
         # as far as more than fit.
         totals = [0]

@@ -114,6 +114,38 @@ def test_available_since_is_shown_in_amsterdam_time_across_dst():
 )
 def test_only_http_links_are_rendered(url, safe):
     assert safe_url(url) == safe
+    assert safe_url(url) == safe  # asked again: the same answer from the cache
+
+
+def test_a_link_too_long_to_cache_is_checked_the_same_way():
+    from notifier.render import MAX_CACHED_URL_CHARS
+
+    path = "a b" * MAX_CACHED_URL_CHARS
+    assert safe_url(f"https://example.org/{path}") == (
+        "https://example.org/" + "a%20b" * MAX_CACHED_URL_CHARS
+    )
+    assert safe_url(f"javascript:{path}") is None
+
+
+def test_a_renderers_order_is_rows_in_email_order_whatever_the_rows_hold():
+    from notifier.render import EmailRenderer, rows_in_email_order
+    from tests.notifier.conftest import window
+
+    rows = [
+        window("a", price_per_month_in_euro=Decimal("700")),
+        window("b", make="Kia", model="EV6", price_per_month_in_euro=Decimal("NaN")),
+        window("c", price_per_month_in_euro=None),
+        window("d", make="Kia", model="EV6", price_per_month_in_euro=Decimal("5")),
+        window("e", available_until=datetime(2025, 1, 1, tzinfo=UTC)),
+        {**window("f", price_per_month_in_euro=Decimal("1")), "alert_kind": "gone"},
+        {**window("g"), "unhashable": ["a list"]},  # no cached place: sorted anyway
+        window("h", make=None, model=None, license_plate=None),
+    ]
+    renderer = EmailRenderer(image_width=300, timezone="Europe/Amsterdam")
+    expected = rows_in_email_order(rows)
+    assert renderer.in_email_order(rows) == expected
+    assert renderer.in_email_order(reversed(rows)) == expected  # from the cache
+    assert "".join(row["vehicle_id"] for row in expected) == "hdbegacf"
 
 
 def test_digest_slot_is_today_once_passed_else_yesterday_in_local_time():
