@@ -16,10 +16,12 @@ import logging
 import secrets
 import smtplib
 import ssl
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import default as DEFAULT_POLICY
 from email.utils import formatdate
 from typing import Any, Literal
 
@@ -205,40 +207,116 @@ def as_wire_bytes(message: EmailMessage) -> bytes:
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
-def wire_message(
-    email: RenderedEmail,
-    *,
-    sender: str,
-    recipient: str,
-    message_id: str,
-    bodies: Bodies,
-) -> bytes:
-    """`as_wire_bytes(compose(...))`, byte for byte, at a fraction of the cost.
+# The headers each message folds for itself; the rest of a message is the same
+# for every message of a run to a recipient (MessageWriter).
+OWN_HEADERS = ("Subject", "Date", "Message-ID")
+WIRE_POLICY = DEFAULT_POLICY.clone(linesep="\r\n")  # as_wire_bytes's
 
-    The email package writes the headers and the MIME structure around two
-    one-line stand-ins, and the encoded bodies take their places with CRLF line
-    ends: its generator would write them line by line in Python (a tenth of a
-    first run's notify). The stand-ins are random, so no header (a car's name is
-    the API's text) can hold one; the boundary the generator picks is safe for the
-    real bodies too: it is a run of "=", which a quoted-printable body never has
-    ("=" is always written as "=3D" there).
+
+class MessageWriter:
+    """Writes a run's messages from one sender as as_wire_bytes(compose(...))
+    would, byte for byte but for the MIME boundary, at a fraction of the cost.
+
+    The email package composes and writes a recipient's first message once, with
+    one-line stand-ins for the bodies: that gives the frame of all their messages
+    (From, To, List-Unsubscribe, the MIME structure and its parts' headers), each
+    header folded as its generator folds it. A message fills in its own Subject,
+    Date and Message-ID (folded the same way), a boundary of its own (made as the
+    email package makes one) and its encoded bodies with CRLF line ends: the
+    generator would write the bodies line by line in Python, and the package parse
+    and fold every header again for every message. The stand-ins are random, so
+    no header (a car's name is the API's text) can hold one; the boundary is safe
+    for the real bodies too: it is a run of "=", which a quoted-printable body
+    never has ("=" is always written as "=3D" there).
     """
-    token = secrets.token_hex(16)
-    stand_ins = Bodies(text=f"text-{token}", html=f"html-{token}")
-    message = compose(
-        email,
-        sender=sender,
-        recipient=recipient,
-        message_id=message_id,
-        bodies=stand_ins,
-    )
-    wire = as_wire_bytes(message)
-    for stand_in, body in zip(
-        (stand_ins.text, stand_ins.html), (bodies.text, bodies.html), strict=True
-    ):
-        body_bytes = body.replace("\n", "\r\n").encode("ascii")
-        wire = wire.replace(stand_in.encode("ascii"), body_bytes, 1)
-    return wire
+
+    def __init__(self, sender: str) -> None:
+        self._sender = sender
+        # recipient → their messages' frame: bytes as they are, and the names of
+        # what each message fills in (OWN_HEADERS, "boundary", "text", "html")
+        self._frames: dict[str, tuple[bytes | str, ...]] = {}
+
+    def write(
+        self, email: RenderedEmail, *, recipient: str, message_id: str, bodies: Bodies
+    ) -> bytes:
+        frame = self._frames.get(recipient)
+        if frame is None:
+            frame = self._frames[recipient] = self._frame(recipient)
+        fills = {
+            "Subject": _folded("Subject", email.subject),
+            "Date": _folded("Date", formatdate(localtime=False, usegmt=True)),
+            "Message-ID": _folded("Message-ID", message_id),
+            "boundary": _boundary(),
+            "text": bodies.text.replace("\n", "\r\n").encode("ascii"),
+            "html": bodies.html.replace("\n", "\r\n").encode("ascii"),
+        }
+        return b"".join(
+            fills[piece] if isinstance(piece, str) else piece for piece in frame
+        )
+
+    def _frame(self, recipient: str) -> tuple[bytes | str, ...]:
+        token = secrets.token_hex(16)
+        stand_ins = Bodies(text=f"text-{token}", html=f"html-{token}")
+        message = compose(
+            RenderedEmail(subject="", html="", text=""),
+            sender=self._sender,
+            recipient=recipient,
+            message_id=f"<{token}@athlon-flex.invalid>",
+            bodies=stand_ins,
+        )
+        wire = as_wire_bytes(message)  # picks the boundary
+        headers = [
+            (name, WIRE_POLICY.fold_binary(name, value))
+            for name, value in message.raw_items()
+        ]
+        head = b"".join(folded for _, folded in headers)
+        if not wire.startswith(head):  # the generator writes what we fold
+            raise RuntimeError(
+                f"Python {sys.version.split()[0]}'s email package wrote a message's "
+                "headers otherwise than folded one by one, so notifier.mailer cannot "
+                "reuse them: report this with the Python version; nothing was sent"
+            )
+        boundary = message.get_boundary()
+        assert boundary is not None  # as_wire_bytes set it
+        slots = {
+            boundary.encode("ascii"): "boundary",
+            stand_ins.text.encode("ascii"): "text",
+            stand_ins.html.encode("ascii"): "html",
+        }
+        frame: list[bytes | str] = []
+        for name, folded in headers:
+            frame.extend([name] if name in OWN_HEADERS else _split(folded, slots))
+        frame.extend(_split(wire[len(head) :], slots))
+        return tuple(frame)
+
+
+def _folded(name: str, value: str) -> bytes:
+    """The header as the generator writes it in as_wire_bytes (folded, CRLF)."""
+    return WIRE_POLICY.fold_binary(*DEFAULT_POLICY.header_store_parse(name, value))
+
+
+def _boundary() -> bytes:
+    """A MIME boundary as the email package makes one: 15 "=", a random number of
+    19 digits, "=="."""
+    return b"=" * 15 + b"%019d" % secrets.randbelow(sys.maxsize) + b"=="
+
+
+def _split(data: bytes, slots: Mapping[bytes, str]) -> list[bytes | str]:
+    """The data with each occurrence of a slot's bytes as the slot's name."""
+    pieces: list[bytes | str] = [data]
+    for marker, name in slots.items():
+        split: list[bytes | str] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                split.append(piece)
+                continue
+            parts = piece.split(marker)
+            for index, part in enumerate(parts):
+                if index:
+                    split.append(name)
+                split.append(part)
+        pieces = split
+    return [piece for piece in pieces if piece != b""]
 
 
 # Gmail clips a message past about 102 KB (it shows "[Message clipped]" and hides
@@ -289,6 +367,7 @@ class EmailFitter:
         self._rest: int | None = None  # bytes besides the cards, last measured
         self._headers = HEADERS_GUESS  # bytes besides the bodies, last measured
         self._sizes: dict[str, int] = {}  # card text → its bytes as sent
+        self._writer = MessageWriter(sender)
 
     def _size(self, card: str) -> int:
         size = self._sizes.get(card)
@@ -366,12 +445,8 @@ class EmailFitter:
     ) -> FittedEmail:
         shown = list(ordered[:count])
         message_id = message_id_for_rows(recipient, shown, sender=self._sender)
-        wire = wire_message(
-            email,
-            sender=self._sender,
-            recipient=recipient,
-            message_id=message_id,
-            bodies=bodies,
+        wire = self._writer.write(
+            email, recipient=recipient, message_id=message_id, bodies=bodies
         )
         return FittedEmail(email, wire, message_id, shown, list(ordered[count:]))
 
