@@ -408,22 +408,33 @@ def write_intent(
     From here on they are no longer "to notify"; the outbox row is what carries
     them until it is marked sent. Returns the rows claimed.
     """
+    value, parameter = _message_parameter(message)
     with conn.cursor() as cursor:
         cursor.execute(
             f"with outbox as (insert into {OUTBOX} (message_id, recipient, message) "
-            "values (%(message_id)s, %(recipient)s, %(message)s) "
+            f"values (%(message_id)s, %(recipient)s, {value}) "
             "on conflict (message_id) do nothing), "
             f"windows as ({_INSERT_WINDOWS} returning 1), "
             f"drops as ({_INSERT_DROPS} returning 1) "
             "select (select count(*) from windows) + (select count(*) from drops)",
             {
                 **_claim_parameters(recipient, message_id, rows, drops),
-                "message": psycopg2.Binary(message),
+                "message": parameter,
             },
         )
         (claimed,) = cursor.fetchone()
     conn.commit()
     return claimed
+
+
+def _message_parameter(message: bytes) -> tuple[str, Any]:
+    """(SQL of the message as bytea, its parameter): ASCII as text when it is so
+    (every email: headers encoded, bodies quoted-printable), which the server reads
+    in half the time of the hex text psycopg2 makes of bytes; bytes otherwise (a
+    push's UTF-8)."""
+    if message.isascii():
+        return "convert_to(%(message)s, 'UTF8')", message.decode("ascii")
+    return "%(message)s", psycopg2.Binary(message)
 
 
 def unsent(conn: Connection, recipient: str) -> list[tuple[str, bytes, int]]:
