@@ -94,3 +94,13 @@ def test_a_claim_with_no_drops_claims_its_windows_alone(
     assert _rows(db, "select message_id from notifier.price_drop_notifications") == [
         ("<m2>",)
     ]
+
+
+def test_the_outbox_keeps_messages_uncompressed(
+    db: psycopg2.extensions.connection, contract_objects: None
+) -> None:
+    assert _rows(
+        db,
+        "select attstorage from pg_attribute "
+        "where attrelid = 'notifier.outbox'::regclass and attname = 'message'",
+    ) == [("e",)]
