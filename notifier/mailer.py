@@ -192,14 +192,79 @@ def quoted_printable(text: str) -> str:
     email package's own, in Python: a third of building an email, and a first run
     builds dozens). A lone CR ends a line, as it does in `set_content`.
     """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _encoded_lines(_with_lf(text))
+
+
+def _with_lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _encoded_lines(lines: str) -> str:
     return binascii.b2a_qp(lines.encode(), istext=True).decode("ascii")
 
 
-def wire_size(text: str) -> int:
-    """Bytes the text takes as a body of the message as sent (CRLF line ends)."""
-    encoded = quoted_printable(text)
-    return len(encoded) + encoded.count("\n")
+class BodyEncoder:
+    """quoted_printable of a run's bodies, byte for byte, each car's card encoded
+    once per run rather than with every email and size try that shows it.
+
+    binascii encodes line by line: no rule looks past the end of a line (but the
+    one for whitespace that ends it, which the line keeps to itself when it ends
+    in its newline), and with every CR gone no line end changes. So a text split
+    where a line ends encodes to its parts' encodings, one after the other. A
+    card on lines of its own (an HTML card ends before the newline the template
+    puts after it) is taken from the cache; the rest of the body (headings, the
+    count of the cars left for the next email) is encoded as it comes.
+    """
+
+    def __init__(self) -> None:
+        self._cards: dict[str, str] = {}  # card → quoted_printable(card)
+
+    def card(self, card: str) -> str:
+        encoded = self._cards.get(card)
+        if encoded is None:
+            encoded = self._cards[card] = quoted_printable(card)
+        return encoded
+
+    def card_size(self, card: str) -> int:
+        """Bytes the card takes in a body as sent (CRLF line ends)."""
+        encoded = self.card(card)
+        return len(encoded) + encoded.count("\n")
+
+    def bodies(self, email: RenderedEmail) -> Bodies:
+        return Bodies(
+            self.body(email.text, [text for _, text in email.cards]),
+            self.body(email.html, [html for html, _ in email.cards]),
+        )
+
+    def body(self, text: str, cards: Iterable[str]) -> str:
+        """quoted_printable(text), where `cards` appear in it in this order."""
+        if "\r" in text:
+            text = _with_lf(text)
+        pieces = []
+        done = 0  # the text before this is encoded
+        for card in cards:
+            if card.endswith("\n"):
+                line_end = ""
+            elif card[-1:] not in ("", " ", "\t"):  # its encoding, then its newline
+                line_end = "\n"
+            else:
+                continue
+            # Most cards follow the one before; the first of a make and model
+            # follows its heading.
+            at = done if text.startswith(card, done) else text.find(card, done)
+            end = at + len(card)
+            if (
+                at < 0
+                or (at > 0 and text[at - 1] != "\n")
+                or not text.startswith(line_end, end)
+            ):  # not on lines of its own
+                continue
+            if at > done:
+                pieces.append(_encoded_lines(text[done:at]))
+            pieces.append(self.card(card) + line_end)
+            done = end + len(line_end)
+        pieces.append(_encoded_lines(text[done:]))
+        return "".join(pieces)
 
 
 def as_wire_bytes(message: EmailMessage) -> bytes:
@@ -366,14 +431,8 @@ class EmailFitter:
         self._limit = limit
         self._rest: int | None = None  # bytes besides the cards, last measured
         self._headers = HEADERS_GUESS  # bytes besides the bodies, last measured
-        self._sizes: dict[str, int] = {}  # card text → its bytes as sent
+        self._encoder = BodyEncoder()
         self._writer = MessageWriter(sender)
-
-    def _size(self, card: str) -> int:
-        size = self._sizes.get(card)
-        if size is None:
-            size = self._sizes[card] = wire_size(card)
-        return size
 
     def fit(self, rows: Sequence[Mapping[str, Any]], *, recipient: str) -> FittedEmail:
         """As many of the rows (in the email's order) as fit, the rest counted
@@ -383,7 +442,8 @@ class EmailFitter:
         # as far as more than fit.
         totals = [0]
         for html, text in self._renderer.cards(ordered):
-            totals.append(totals[-1] + self._size(html) + 2 + self._size(text))
+            size = self._encoder.card_size(html) + 2 + self._encoder.card_size(text)
+            totals.append(totals[-1] + size)
             if totals[-1] > self._limit:
                 break
 
@@ -398,7 +458,7 @@ class EmailFitter:
                 sender=self._sender,
                 recipient=recipient,
             )
-            return email, Bodies.of(email)
+            return email, self._encoder.bodies(email)
 
         count = (
             min(len(totals) - 1, FIRST_TRY_CARS)

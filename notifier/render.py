@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import cache, cached_property, lru_cache
@@ -90,11 +90,13 @@ class Remainder:
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """What goes into the message."""
+    """What goes into the message; `cards` are the cars' cards (HTML, text) in
+    the order the bodies show them (EmailRenderer.render), or none."""
 
     subject: str
     html: str
     text: str
+    cards: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 # The fields shown per car, in order: (name, how it is read from a row).
@@ -569,6 +571,7 @@ class EmailRenderer:
             subject=context["subject"],
             html=html,
             text=environment.get_template("new_vehicles.txt").render(context),
+            cards=tuple(card for _, cards in clusters for card in cards),
         )
 
 
