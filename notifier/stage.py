@@ -572,12 +572,10 @@ def _email(
     failure: str | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as smtp:
         current: _Claimed | None = claim(lines)
-        remaining = list(lines)
         while current is not None:
             fitted = current.fitted
             sending = smtp.submit(mailer.send, fitted.wire, recipient)
-            told = {_line_key(row) for row in fitted.shown}
-            remaining = [row for row in remaining if _line_key(row) not in told]
+            remaining = fitted.left_out  # in the email's order already
             following: _Claimed | None = None
             broken: Exception | None = None
             try:  # while the server takes this one
@@ -650,16 +648,6 @@ def _log_cars(
             recipient,
             _describe_vehicle(row, timezone),
         )
-
-
-def _line_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What makes a line one line: its window, its kind and its price version."""
-    return (
-        row["vehicle_id"],
-        row["available_since"],
-        alert_kind(row),
-        row.get("changed_at"),
-    )
 
 
 def _price_drops(
