@@ -399,13 +399,13 @@ HEADERS_GUESS = 1_500
 @dataclass(frozen=True)
 class FittedEmail:
     """A message under MAX_EMAIL_BYTES and the rows it shows (only those may be
-    claimed; the rest follow in the next message)."""
+    claimed; the rest follow in the next message, in the email's order)."""
 
     email: RenderedEmail
     wire: bytes
     message_id: str
     shown: list[Mapping[str, Any]]
-    left_out: list[Mapping[str, Any]]
+    left_out: tuple[Mapping[str, Any], ...]
 
 
 class EmailFitter:
@@ -433,11 +433,15 @@ class EmailFitter:
         self._headers = HEADERS_GUESS  # bytes besides the bodies, last measured
         self._encoder = BodyEncoder()
         self._writer = MessageWriter(sender)
+        self._left_out: tuple[Mapping[str, Any], ...] = ()  # by the last message
 
     def fit(self, rows: Sequence[Mapping[str, Any]], *, recipient: str) -> FittedEmail:
         """As many of the rows (in the email's order) as fit, the rest counted
         in the email. At least one car is shown."""
-        ordered = self._renderer.in_email_order(rows)
+        if rows is self._left_out and rows:  # the rest of a batch: in order
+            ordered: Sequence[Mapping[str, Any]] = rows
+        else:
+            ordered = self._renderer.in_email_order(rows)
         # Bytes of the first n cards as sent (each HTML card ends its own line),
         # as far as more than fit.
         totals = [0]
@@ -508,7 +512,8 @@ class EmailFitter:
         wire = self._writer.write(
             email, recipient=recipient, message_id=message_id, bodies=bodies
         )
-        return FittedEmail(email, wire, message_id, shown, list(ordered[count:]))
+        self._left_out = tuple(ordered[count:])
+        return FittedEmail(email, wire, message_id, shown, self._left_out)
 
 
 def _text(reply: bytes | str) -> str:
