@@ -538,6 +538,7 @@ class Mailer:
     def __init__(self, transport: SmtpTransport) -> None:
         self.transport = transport
         self._client = None
+        self._refusal: MailError | None = None  # of an `open` that failed
 
     def __enter__(self) -> Mailer:
         return self
@@ -575,9 +576,20 @@ class Mailer:
         log.debug("Connected to SMTP %s", transport.describe())
         return client
 
-    def send(self, message: bytes, recipient: str) -> None:
-        """Deliver these bytes (as_wire_bytes) to one recipient, or raise MailError
-        saying why not and whether the server certainly refused it."""
+    def open(self) -> None:
+        """Connect and log in now, if not yet, so the first message need not wait
+        for it (the notifier opens while it builds that message). A failure is
+        the next send's to raise: it does not try again."""
+        self._refusal = None
+        try:
+            self._open()
+        except MailError as refusal:
+            self._refusal = refusal
+
+    def _open(self) -> None:
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            raise refusal
         try:
             if self._client is None:
                 self._client = self._connect()
@@ -587,6 +599,11 @@ class Mailer:
                 f"SMTP {self.transport.describe()}: {_describe_error(error)}",
                 refused=True,  # no connection, no message
             ) from None
+
+    def send(self, message: bytes, recipient: str) -> None:
+        """Deliver these bytes (as_wire_bytes) to one recipient, or raise MailError
+        saying why not and whether the server certainly refused it."""
+        self._open()
         try:
             refused = self._client.smtp.sendmail(
                 self.transport.sender, [recipient], message

@@ -574,6 +574,7 @@ def _email(
     emails = claimed = shown = 0
     failure: str | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as smtp:
+        smtp.submit(mailer.open)  # while the first email is built and claimed
         current: _Claimed | None = claim(lines)
         sending = smtp.submit(mailer.send, current.fitted.wire, recipient)
         while current is not None:
