@@ -36,6 +36,20 @@
         created_at timestamptz not null default now(),
         sent_at timestamptz
     );
+    -- A message is kept only until it is sent (then set to null): stored as it
+    -- is, not compressed, which would cost the claim of each email more than the
+    -- space it saves for that short time. Older databases change on their next
+    -- build (only new rows are stored so).
+    do $$
+    begin
+        if (
+            select attstorage from pg_attribute
+            where attrelid = 'notifier.outbox'::regclass and attname = 'message'
+        ) <> 'e' then
+            alter table notifier.outbox alter column message set storage external;
+        end if;
+    end
+    $$;
 
     -- One row per price drop (vehicle and the moment of its new price) per
     -- recipient told about it, or being told by email message_id: claimed with the

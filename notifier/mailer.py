@@ -16,22 +16,19 @@ import logging
 import secrets
 import smtplib
 import ssl
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import default as DEFAULT_POLICY
 from email.utils import formatdate
 from typing import Any, Literal
 
 from pydantic import SecretStr
 
 from athlon_flex.settings import GMAIL_SMTP_HOST, Settings
-from notifier.render import (
-    EmailRenderer,
-    RenderedEmail,
-    rows_in_email_order,
-    unsubscribe_address,
-)
+from notifier.render import EmailRenderer, RenderedEmail, unsubscribe_address
 
 log = logging.getLogger(__name__)
 
@@ -195,14 +192,79 @@ def quoted_printable(text: str) -> str:
     email package's own, in Python: a third of building an email, and a first run
     builds dozens). A lone CR ends a line, as it does in `set_content`.
     """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _encoded_lines(_with_lf(text))
+
+
+def _with_lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _encoded_lines(lines: str) -> str:
     return binascii.b2a_qp(lines.encode(), istext=True).decode("ascii")
 
 
-def wire_size(text: str) -> int:
-    """Bytes the text takes as a body of the message as sent (CRLF line ends)."""
-    encoded = quoted_printable(text)
-    return len(encoded) + encoded.count("\n")
+class BodyEncoder:
+    """quoted_printable of a run's bodies, byte for byte, each car's card encoded
+    once per run rather than with every email and size try that shows it.
+
+    binascii encodes line by line: no rule looks past the end of a line (but the
+    one for whitespace that ends it, which the line keeps to itself when it ends
+    in its newline), and with every CR gone no line end changes. So a text split
+    where a line ends encodes to its parts' encodings, one after the other. A
+    card on lines of its own (an HTML card ends before the newline the template
+    puts after it) is taken from the cache; the rest of the body (headings, the
+    count of the cars left for the next email) is encoded as it comes.
+    """
+
+    def __init__(self) -> None:
+        self._cards: dict[str, str] = {}  # card → quoted_printable(card)
+
+    def card(self, card: str) -> str:
+        encoded = self._cards.get(card)
+        if encoded is None:
+            encoded = self._cards[card] = quoted_printable(card)
+        return encoded
+
+    def card_size(self, card: str) -> int:
+        """Bytes the card takes in a body as sent (CRLF line ends)."""
+        encoded = self.card(card)
+        return len(encoded) + encoded.count("\n")
+
+    def bodies(self, email: RenderedEmail) -> Bodies:
+        return Bodies(
+            self.body(email.text, [text for _, text in email.cards]),
+            self.body(email.html, [html for html, _ in email.cards]),
+        )
+
+    def body(self, text: str, cards: Iterable[str]) -> str:
+        """quoted_printable(text), where `cards` appear in it in this order."""
+        if "\r" in text:
+            text = _with_lf(text)
+        pieces = []
+        done = 0  # the text before this is encoded
+        for card in cards:
+            if card.endswith("\n"):
+                line_end = ""
+            elif card[-1:] not in ("", " ", "\t"):  # its encoding, then its newline
+                line_end = "\n"
+            else:
+                continue
+            # Most cards follow the one before; the first of a make and model
+            # follows its heading.
+            at = done if text.startswith(card, done) else text.find(card, done)
+            end = at + len(card)
+            if (
+                at < 0
+                or (at > 0 and text[at - 1] != "\n")
+                or not text.startswith(line_end, end)
+            ):  # not on lines of its own
+                continue
+            if at > done:
+                pieces.append(_encoded_lines(text[done:at]))
+            pieces.append(self.card(card) + line_end)
+            done = end + len(line_end)
+        pieces.append(_encoded_lines(text[done:]))
+        return "".join(pieces)
 
 
 def as_wire_bytes(message: EmailMessage) -> bytes:
@@ -210,40 +272,116 @@ def as_wire_bytes(message: EmailMessage) -> bytes:
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
-def wire_message(
-    email: RenderedEmail,
-    *,
-    sender: str,
-    recipient: str,
-    message_id: str,
-    bodies: Bodies,
-) -> bytes:
-    """`as_wire_bytes(compose(...))`, byte for byte, at a fraction of the cost.
+# The headers each message folds for itself; the rest of a message is the same
+# for every message of a run to a recipient (MessageWriter).
+OWN_HEADERS = ("Subject", "Date", "Message-ID")
+WIRE_POLICY = DEFAULT_POLICY.clone(linesep="\r\n")  # as_wire_bytes's
 
-    The email package writes the headers and the MIME structure around two
-    one-line stand-ins, and the encoded bodies take their places with CRLF line
-    ends: its generator would write them line by line in Python (a tenth of a
-    first run's notify). The stand-ins are random, so no header (a car's name is
-    the API's text) can hold one; the boundary the generator picks is safe for the
-    real bodies too: it is a run of "=", which a quoted-printable body never has
-    ("=" is always written as "=3D" there).
+
+class MessageWriter:
+    """Writes a run's messages from one sender as as_wire_bytes(compose(...))
+    would, byte for byte but for the MIME boundary, at a fraction of the cost.
+
+    The email package composes and writes a recipient's first message once, with
+    one-line stand-ins for the bodies: that gives the frame of all their messages
+    (From, To, List-Unsubscribe, the MIME structure and its parts' headers), each
+    header folded as its generator folds it. A message fills in its own Subject,
+    Date and Message-ID (folded the same way), a boundary of its own (made as the
+    email package makes one) and its encoded bodies with CRLF line ends: the
+    generator would write the bodies line by line in Python, and the package parse
+    and fold every header again for every message. The stand-ins are random, so
+    no header (a car's name is the API's text) can hold one; the boundary is safe
+    for the real bodies too: it is a run of "=", which a quoted-printable body
+    never has ("=" is always written as "=3D" there).
     """
-    token = secrets.token_hex(16)
-    stand_ins = Bodies(text=f"text-{token}", html=f"html-{token}")
-    message = compose(
-        email,
-        sender=sender,
-        recipient=recipient,
-        message_id=message_id,
-        bodies=stand_ins,
-    )
-    wire = as_wire_bytes(message)
-    for stand_in, body in zip(
-        (stand_ins.text, stand_ins.html), (bodies.text, bodies.html), strict=True
-    ):
-        body_bytes = body.replace("\n", "\r\n").encode("ascii")
-        wire = wire.replace(stand_in.encode("ascii"), body_bytes, 1)
-    return wire
+
+    def __init__(self, sender: str) -> None:
+        self._sender = sender
+        # recipient → their messages' frame: bytes as they are, and the names of
+        # what each message fills in (OWN_HEADERS, "boundary", "text", "html")
+        self._frames: dict[str, tuple[bytes | str, ...]] = {}
+
+    def write(
+        self, email: RenderedEmail, *, recipient: str, message_id: str, bodies: Bodies
+    ) -> bytes:
+        frame = self._frames.get(recipient)
+        if frame is None:
+            frame = self._frames[recipient] = self._frame(recipient)
+        fills = {
+            "Subject": _folded("Subject", email.subject),
+            "Date": _folded("Date", formatdate(localtime=False, usegmt=True)),
+            "Message-ID": _folded("Message-ID", message_id),
+            "boundary": _boundary(),
+            "text": bodies.text.replace("\n", "\r\n").encode("ascii"),
+            "html": bodies.html.replace("\n", "\r\n").encode("ascii"),
+        }
+        return b"".join(
+            fills[piece] if isinstance(piece, str) else piece for piece in frame
+        )
+
+    def _frame(self, recipient: str) -> tuple[bytes | str, ...]:
+        token = secrets.token_hex(16)
+        stand_ins = Bodies(text=f"text-{token}", html=f"html-{token}")
+        message = compose(
+            RenderedEmail(subject="", html="", text=""),
+            sender=self._sender,
+            recipient=recipient,
+            message_id=f"<{token}@athlon-flex.invalid>",
+            bodies=stand_ins,
+        )
+        wire = as_wire_bytes(message)  # picks the boundary
+        headers = [
+            (name, WIRE_POLICY.fold_binary(name, value))
+            for name, value in message.raw_items()
+        ]
+        head = b"".join(folded for _, folded in headers)
+        if not wire.startswith(head):  # the generator writes what we fold
+            raise RuntimeError(
+                f"Python {sys.version.split()[0]}'s email package wrote a message's "
+                "headers otherwise than folded one by one, so notifier.mailer cannot "
+                "reuse them: report this with the Python version; nothing was sent"
+            )
+        boundary = message.get_boundary()
+        assert boundary is not None  # as_wire_bytes set it
+        slots = {
+            boundary.encode("ascii"): "boundary",
+            stand_ins.text.encode("ascii"): "text",
+            stand_ins.html.encode("ascii"): "html",
+        }
+        frame: list[bytes | str] = []
+        for name, folded in headers:
+            frame.extend([name] if name in OWN_HEADERS else _split(folded, slots))
+        frame.extend(_split(wire[len(head) :], slots))
+        return tuple(frame)
+
+
+def _folded(name: str, value: str) -> bytes:
+    """The header as the generator writes it in as_wire_bytes (folded, CRLF)."""
+    return WIRE_POLICY.fold_binary(*DEFAULT_POLICY.header_store_parse(name, value))
+
+
+def _boundary() -> bytes:
+    """A MIME boundary as the email package makes one: 15 "=", a random number of
+    19 digits, "=="."""
+    return b"=" * 15 + b"%019d" % secrets.randbelow(sys.maxsize) + b"=="
+
+
+def _split(data: bytes, slots: Mapping[bytes, str]) -> list[bytes | str]:
+    """The data with each occurrence of a slot's bytes as the slot's name."""
+    pieces: list[bytes | str] = [data]
+    for marker, name in slots.items():
+        split: list[bytes | str] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                split.append(piece)
+                continue
+            parts = piece.split(marker)
+            for index, part in enumerate(parts):
+                if index:
+                    split.append(name)
+                split.append(part)
+        pieces = split
+    return [piece for piece in pieces if piece != b""]
 
 
 # Gmail clips a message past about 102 KB (it shows "[Message clipped]" and hides
@@ -261,13 +399,13 @@ HEADERS_GUESS = 1_500
 @dataclass(frozen=True)
 class FittedEmail:
     """A message under MAX_EMAIL_BYTES and the rows it shows (only those may be
-    claimed; the rest follow in the next message)."""
+    claimed; the rest follow in the next message, in the email's order)."""
 
     email: RenderedEmail
     wire: bytes
     message_id: str
     shown: list[Mapping[str, Any]]
-    left_out: list[Mapping[str, Any]]
+    left_out: tuple[Mapping[str, Any], ...]
 
 
 class EmailFitter:
@@ -293,23 +431,23 @@ class EmailFitter:
         self._limit = limit
         self._rest: int | None = None  # bytes besides the cards, last measured
         self._headers = HEADERS_GUESS  # bytes besides the bodies, last measured
-        self._sizes: dict[str, int] = {}  # card text → its bytes as sent
-
-    def _size(self, card: str) -> int:
-        size = self._sizes.get(card)
-        if size is None:
-            size = self._sizes[card] = wire_size(card)
-        return size
+        self._encoder = BodyEncoder()
+        self._writer = MessageWriter(sender)
+        self._left_out: tuple[Mapping[str, Any], ...] = ()  # by the last message
 
     def fit(self, rows: Sequence[Mapping[str, Any]], *, recipient: str) -> FittedEmail:
         """As many of the rows (in the email's order) as fit, the rest counted
         in the email. At least one car is shown."""
-        ordered = rows_in_email_order(rows)
+        if rows is self._left_out and rows:  # the rest of a batch: in order
+            ordered: Sequence[Mapping[str, Any]] = rows
+        else:
+            ordered = self._renderer.in_email_order(rows)
         # Bytes of the first n cards as sent (each HTML card ends its own line),
         # as far as more than fit.
         totals = [0]
         for html, text in self._renderer.cards(ordered):
-            totals.append(totals[-1] + self._size(html) + 2 + self._size(text))
+            size = self._encoder.card_size(html) + 2 + self._encoder.card_size(text)
+            totals.append(totals[-1] + size)
             if totals[-1] > self._limit:
                 break
 
@@ -324,7 +462,7 @@ class EmailFitter:
                 sender=self._sender,
                 recipient=recipient,
             )
-            return email, Bodies.of(email)
+            return email, self._encoder.bodies(email)
 
         count = (
             min(len(totals) - 1, FIRST_TRY_CARS)
@@ -371,14 +509,11 @@ class EmailFitter:
     ) -> FittedEmail:
         shown = list(ordered[:count])
         message_id = message_id_for_rows(recipient, shown, sender=self._sender)
-        wire = wire_message(
-            email,
-            sender=self._sender,
-            recipient=recipient,
-            message_id=message_id,
-            bodies=bodies,
+        wire = self._writer.write(
+            email, recipient=recipient, message_id=message_id, bodies=bodies
         )
-        return FittedEmail(email, wire, message_id, shown, list(ordered[count:]))
+        self._left_out = tuple(ordered[count:])
+        return FittedEmail(email, wire, message_id, shown, self._left_out)
 
 
 def _text(reply: bytes | str) -> str:
@@ -403,6 +538,7 @@ class Mailer:
     def __init__(self, transport: SmtpTransport) -> None:
         self.transport = transport
         self._client = None
+        self._refusal: MailError | None = None  # of an `open` that failed
 
     def __enter__(self) -> Mailer:
         return self
@@ -440,9 +576,20 @@ class Mailer:
         log.debug("Connected to SMTP %s", transport.describe())
         return client
 
-    def send(self, message: bytes, recipient: str) -> None:
-        """Deliver these bytes (as_wire_bytes) to one recipient, or raise MailError
-        saying why not and whether the server certainly refused it."""
+    def open(self) -> None:
+        """Connect and log in now, if not yet, so the first message need not wait
+        for it (the notifier opens while it builds that message). A failure is
+        the next send's to raise: it does not try again."""
+        self._refusal = None
+        try:
+            self._open()
+        except MailError as refusal:
+            self._refusal = refusal
+
+    def _open(self) -> None:
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            raise refusal
         try:
             if self._client is None:
                 self._client = self._connect()
@@ -452,6 +599,11 @@ class Mailer:
                 f"SMTP {self.transport.describe()}: {_describe_error(error)}",
                 refused=True,  # no connection, no message
             ) from None
+
+    def send(self, message: bytes, recipient: str) -> None:
+        """Deliver these bytes (as_wire_bytes) to one recipient, or raise MailError
+        saying why not and whether the server certainly refused it."""
+        self._open()
         try:
             refused = self._client.smtp.sendmail(
                 self.transport.sender, [recipient], message

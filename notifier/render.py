@@ -8,11 +8,11 @@ link is only a link when it is http(s).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -60,6 +60,12 @@ class VehicleLine:
     def own_fields(self) -> tuple[str, ...]:
         return tuple(name for name in OWN_FIELDS if self.fields[name] != MISSING)
 
+    @cached_property
+    def known_fields(self) -> frozenset[str]:
+        """The fields this car has (not MISSING): worked out once per line, as an
+        email asks every car of a batch which fields to show (_shown_fields)."""
+        return frozenset(name for name, text in self.fields.items() if text != MISSING)
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -84,11 +90,13 @@ class Remainder:
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """What goes into the message."""
+    """What goes into the message; `cards` are the cars' cards (HTML, text) in
+    the order the bodies show them (EmailRenderer.render), or none."""
 
     subject: str
     html: str
     text: str
+    cards: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 # The fields shown per car, in order: (name, how it is read from a row).
@@ -160,13 +168,28 @@ def safe_url(value: Any) -> str | None:
     Spaces and other characters a URL may not hold (`/showroom/Tesla/Model 3`) are
     percent-encoded, so the link survives plain-text mail clients too.
     """
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
+        return None
+    if len(value) > MAX_CACHED_URL_CHARS:
+        return _safe_url(value)
+    return _cached_safe_url(value)
+
+
+def _safe_url(value: str) -> str | None:
+    if not value.strip():
         return None
     url = quote(value.strip(), safe=URL_SAFE)
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
     return url
+
+
+# A run asks for each cluster's link and picture with every email and with every
+# count of the cars left for the next one: each URL is worked out once. Longer
+# text (the API's, untrusted) is not kept.
+MAX_CACHED_URL_CHARS = 2_000
+_cached_safe_url = lru_cache(maxsize=4_096)(_safe_url)
 
 
 def image_url(value: Any, width: int) -> str | None:
@@ -323,11 +346,13 @@ def _email_order(row: Mapping[str, Any]) -> tuple:
 
 def _grouped(
     rows: Iterable[Mapping[str, Any]],
+    order: Callable[[Mapping[str, Any]], tuple] = _email_order,
 ) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
-    """(make, model, its rows) in the email's order."""
+    """(make, model, its rows) in the email's order (`order`: _email_order or a
+    cache of it)."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for row in sorted(rows, key=_email_order):
-        groups.setdefault(_email_order(row)[:2], []).append(row)
+    for row in sorted(rows, key=order):
+        groups.setdefault(order(row)[:2], []).append(row)
     return [(make, model, members) for (make, model), members in groups.items()]
 
 
@@ -388,7 +413,7 @@ def _shown_fields(lines: Iterable[VehicleLine]) -> tuple[str, ...]:
     are never among them (`VehicleLine.own_fields`)."""
     missing = set(FIELD_NAMES) - set(OWN_FIELDS)
     for line in lines:
-        missing -= {name for name in missing if line.fields[name] != MISSING}
+        missing -= line.known_fields
         if not missing:
             break
     return tuple(
@@ -426,6 +451,9 @@ class EmailRenderer:
         # id(row) → (the row, its number): a row's content is read once however
         # often it is looked up; holding the row keeps its id from being reused.
         self._rows: dict[int, tuple[Mapping[str, Any], int | None]] = {}
+        # A car's number → its place in an email (_email_order): a batch is sorted
+        # again for each of its emails and each size try.
+        self._places: dict[int, tuple] = {}
 
     def _number(self, row: Mapping[str, Any]) -> int | None:
         """The number of the row's content; None when a value cannot be hashed
@@ -440,6 +468,22 @@ class EmailRenderer:
             number = None
         self._rows[id(row)] = (row, number)
         return number
+
+    def place(self, row: Mapping[str, Any]) -> tuple:
+        """The row's place in an email: _email_order, worked out once per car."""
+        number = self._number(row)
+        if number is None:
+            return _email_order(row)
+        found = self._places.get(number)
+        if found is None:
+            found = self._places[number] = _email_order(row)
+        return found
+
+    def in_email_order(
+        self, rows: Iterable[Mapping[str, Any]]
+    ) -> list[Mapping[str, Any]]:
+        """rows_in_email_order, with each car's place worked out once per run."""
+        return sorted(rows, key=self.place)
 
     def line(self, row: Mapping[str, Any]) -> VehicleLine:
         number = self._number(row)
@@ -490,7 +534,7 @@ class EmailRenderer:
         rows = list(rows)
         groups = [
             (make, model, members, tuple(self.line(r) for r in members))
-            for make, model, members in _grouped(rows)
+            for make, model, members in _grouped(rows, self.place)
         ]
         fields = _shown_fields(line for *_, lines in groups for line in lines)
         clusters = [
@@ -527,6 +571,7 @@ class EmailRenderer:
             subject=context["subject"],
             html=html,
             text=environment.get_template("new_vehicles.txt").render(context),
+            cards=tuple(card for _, cards in clusters for card in cards),
         )
 
 

@@ -554,8 +554,11 @@ def _email(
     after another over one SMTP connection, on a thread of its own: while the
     server takes one, this thread builds and claims the next and marks the one
     before, so a big batch costs about the server's time, not that plus ours.
-    Each email keeps its own order (claimed, sent, marked); one that was claimed
-    but not yet tried when the one before failed is released.
+    Each email keeps its own order (claimed, sent, marked); the next is sent only
+    once the server took the one before, and one that was claimed but not yet
+    tried when the one before failed is released. A mark that fails leaves its
+    email and the next (sent meanwhile) unmarked: the next run resends both with
+    their Message-IDs, as after a crash there.
     """
     recipient = target.recipient
     fitter = run.fitter(timezone, mailer.transport.sender)
@@ -571,13 +574,12 @@ def _email(
     emails = claimed = shown = 0
     failure: str | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp") as smtp:
+        smtp.submit(mailer.open)  # while the first email is built and claimed
         current: _Claimed | None = claim(lines)
-        remaining = list(lines)
+        sending = smtp.submit(mailer.send, current.fitted.wire, recipient)
         while current is not None:
             fitted = current.fitted
-            sending = smtp.submit(mailer.send, fitted.wire, recipient)
-            told = {_line_key(row) for row in fitted.shown}
-            remaining = [row for row in remaining if _line_key(row) not in told]
+            remaining = fitted.left_out  # in the email's order already
             following: _Claimed | None = None
             broken: Exception | None = None
             try:  # while the server takes this one
@@ -604,7 +606,9 @@ def _email(
                 log.error("Email to %s failed: %s. %s", recipient, error, what)
                 failure = str(error)
                 break
-            store.mark_sent(conn, fitted.message_id)
+            if following is not None:  # the server took this one: the next goes
+                sending = smtp.submit(mailer.send, following.fitted.wire, recipient)
+            store.mark_sent(conn, fitted.message_id)  # while the server takes it
             log.info(
                 "Emailed %s %s: %s (%s)",
                 recipient,
@@ -650,16 +654,6 @@ def _log_cars(
             recipient,
             _describe_vehicle(row, timezone),
         )
-
-
-def _line_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What makes a line one line: its window, its kind and its price version."""
-    return (
-        row["vehicle_id"],
-        row["available_since"],
-        alert_kind(row),
-        row.get("changed_at"),
-    )
 
 
 def _price_drops(

@@ -91,9 +91,9 @@ def test_kill_at_every_point_of_the_send_path_loses_and_doubles_nothing(
     sent_before = len(smtp_server.messages)
 
     # 3. Killed after the server's 250, before the mark: it waits on our lock on
-    # notifications (the mark's first write).
-    # 4. Killed inside the mark's transaction, before its commit: the mark's second
-    # write waits on our lock on the outbox.
+    # notifications (the first table of the mark's one statement).
+    # 4. Killed inside the mark's transaction, before its commit: the mark's
+    # statement, holding notifications, waits on our lock on the outbox.
     for table in ("notifier.notifications", "notifier.outbox"):
         new_car_loaded()
         smtp_server.hold_recipient(ANNA)

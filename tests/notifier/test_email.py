@@ -453,3 +453,42 @@ def test_the_log_has_a_line_per_email_naming_what_it_carried_not_each_candidate(
     later = [_cars_in(mail) for mail in smtp_server.messages[2:]]
     assert len(emailed) == len(later) >= 1
     assert sum(counts + later) == len(notifications()) == 150
+
+
+def test_the_next_email_goes_to_the_server_while_the_one_before_is_marked(
+    email_settings, smtp_server, add_windows, notifications, monkeypatch
+):
+    """The server takes the next email while the notifier marks the one before:
+    the first mark holds until the second send has begun (it would wait in vain
+    if the second were sent only after the first was marked)."""
+    import threading
+
+    from notifier import store
+    from notifier.mailer import Mailer
+
+    add_windows([window(f"v{n:03}", license_plate=f"P-{n:03}") for n in range(150)])
+    sends: list[str] = []
+    second_send_began = threading.Event()
+    send, mark_sent = Mailer.send, store.mark_sent
+
+    def recording_send(mailer, message: bytes, recipient: str) -> None:
+        sends.append(recipient)
+        if len(sends) == 2:
+            second_send_began.set()
+        send(mailer, message, recipient)
+
+    marks: list[bool] = []
+
+    def mark_after_the_next_send_began(conn, message_id: str) -> None:
+        marks.append(second_send_began.wait(timeout=60))
+        mark_sent(conn, message_id)
+
+    monkeypatch.setattr(Mailer, "send", recording_send)
+    monkeypatch.setattr(store, "mark_sent", mark_after_the_next_send_began)
+
+    notify(email_settings(email_to=["anna@example.nl"]))
+
+    emails = len(smtp_server.messages)
+    assert emails > 2
+    assert marks == [True] * emails
+    assert len(notifications()) == 150

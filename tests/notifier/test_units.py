@@ -114,6 +114,38 @@ def test_available_since_is_shown_in_amsterdam_time_across_dst():
 )
 def test_only_http_links_are_rendered(url, safe):
     assert safe_url(url) == safe
+    assert safe_url(url) == safe  # asked again: the same answer from the cache
+
+
+def test_a_link_too_long_to_cache_is_checked_the_same_way():
+    from notifier.render import MAX_CACHED_URL_CHARS
+
+    path = "a b" * MAX_CACHED_URL_CHARS
+    assert safe_url(f"https://example.org/{path}") == (
+        "https://example.org/" + "a%20b" * MAX_CACHED_URL_CHARS
+    )
+    assert safe_url(f"javascript:{path}") is None
+
+
+def test_a_renderers_order_is_rows_in_email_order_whatever_the_rows_hold():
+    from notifier.render import EmailRenderer, rows_in_email_order
+    from tests.notifier.conftest import window
+
+    rows = [
+        window("a", price_per_month_in_euro=Decimal("700")),
+        window("b", make="Kia", model="EV6", price_per_month_in_euro=Decimal("NaN")),
+        window("c", price_per_month_in_euro=None),
+        window("d", make="Kia", model="EV6", price_per_month_in_euro=Decimal("5")),
+        window("e", available_until=datetime(2025, 1, 1, tzinfo=UTC)),
+        {**window("f", price_per_month_in_euro=Decimal("1")), "alert_kind": "gone"},
+        {**window("g"), "unhashable": ["a list"]},  # no cached place: sorted anyway
+        window("h", make=None, model=None, license_plate=None),
+    ]
+    renderer = EmailRenderer(image_width=300, timezone="Europe/Amsterdam")
+    expected = rows_in_email_order(rows)
+    assert renderer.in_email_order(rows) == expected
+    assert renderer.in_email_order(reversed(rows)) == expected  # from the cache
+    assert "".join(row["vehicle_id"] for row in expected) == "hdbegacf"
 
 
 def test_digest_slot_is_today_once_passed_else_yesterday_in_local_time():
@@ -268,6 +300,20 @@ def test_a_catastrophic_pattern_matches_in_linear_time():
     assert nested.matches({"model": "A" * 5_000})
 
 
+# The parts of a message that differ each time it is written: its Date (the
+# second may have turned) and its MIME boundary (random).
+DATE = re.compile(rb"^Date: .*$", re.MULTILINE)
+BOUNDARY = re.compile(rb"={15}[0-9]{19}==")
+
+
+def _boundaries(message: bytes) -> set[bytes]:
+    return set(BOUNDARY.findall(message))
+
+
+def _without_date_and_boundary(message: bytes) -> bytes:
+    return BOUNDARY.sub(b"BOUNDARY", DATE.sub(b"Date:", message))
+
+
 @pytest.mark.parametrize(
     ("subject", "text", "html"),
     [
@@ -282,24 +328,58 @@ def test_a_catastrophic_pattern_matches_in_linear_time():
             "<p>" + "x" * 300 + "</p>",
         ),
         ("text-deadbeef", "", ""),
+        ("", "=" * 40 + "\n", "==============="),
     ],
 )
-def test_the_spliced_message_is_byte_for_byte_the_composed_one(subject, text, html):
-    import random
-
-    from notifier.mailer import Bodies, as_wire_bytes, compose, wire_message
+def test_the_written_message_is_byte_for_byte_the_composed_one(subject, text, html):
+    from notifier.mailer import Bodies, MessageWriter, as_wire_bytes, compose
     from notifier.render import RenderedEmail
 
     email = RenderedEmail(subject=subject, html=html, text=text)
-    addresses = {
-        "sender": "from@example.org",
-        "recipient": "to@example.org",
-        "message_id": "<m1@example.org>",
-    }
-    random.seed(7)  # the generator's MIME boundary: the same in both messages
-    composed = as_wire_bytes(compose(email, **addresses))
-    random.seed(7)
-    spliced = wire_message(email, bodies=Bodies.of(email), **addresses)
+    sender, recipient, message_id = "from@example.org", "to@example.org", "<m1@ex.org>"
+    composed = as_wire_bytes(
+        compose(email, sender=sender, recipient=recipient, message_id=message_id)
+    )
+    written = MessageWriter(sender).write(
+        email, recipient=recipient, message_id=message_id, bodies=Bodies.of(email)
+    )
 
-    date = re.compile(rb"^Date: .*$", re.MULTILINE)  # the second may have turned
-    assert date.sub(b"Date:", spliced) == date.sub(b"Date:", composed)
+    assert _without_date_and_boundary(written) == _without_date_and_boundary(composed)
+    (boundary,) = _boundaries(written)  # one boundary, in all four places
+    assert written.count(boundary) == 4
+
+
+def test_a_writer_writes_each_message_of_a_run_as_composed_with_its_own_boundary():
+    from notifier.mailer import Bodies, MessageWriter, as_wire_bytes, compose
+    from notifier.render import RenderedEmail
+
+    sender = "athlon-flex-notifier@example.org"
+    writer = MessageWriter(sender)
+    long_address = "a." * 30 + "very-long-mailbox@subdomain.example.org"  # folded
+    messages = [
+        (recipient, RenderedEmail(subject, f"<p>{n}</p>\n", f"car {n}\n"))
+        for n, (recipient, subject) in enumerate(
+            [
+                ("anna@example.nl", "45 new, 1 cheaper: Tesla Model 3, Kia EV6"),
+                ("anna@example.nl", "3 new: " + ", ".join(["Škoda Enyaq iV"] * 6)),
+                (long_address, "1 new: Polestar 2"),
+                ("anna@example.nl", "1 gone: Tesla Model Y"),
+                (long_address, "2 new: Škoda Elroq, BMW i4"),
+            ]
+        )
+    ]
+    boundaries = set()
+    for n, (recipient, email) in enumerate(messages):
+        message_id = f"<{n:040d}.athlon-flex@example.org>"
+        written = writer.write(
+            email, recipient=recipient, message_id=message_id, bodies=Bodies.of(email)
+        )
+        composed = as_wire_bytes(
+            compose(email, sender=sender, recipient=recipient, message_id=message_id)
+        )
+        assert _without_date_and_boundary(written) == _without_date_and_boundary(
+            composed
+        ), n
+        (boundary,) = _boundaries(written)
+        boundaries.add(boundary)
+    assert len(boundaries) == len(messages)  # each message its own
