@@ -69,6 +69,24 @@ def window(vehicle_id: str, **values: Any) -> dict[str, Any]:
     return row
 
 
+def many_windows(
+    count: int, makes: list[tuple[str, str]], **values_of: Any
+) -> list[dict[str, Any]]:
+    """`count` windows `v000`, `v001`, ... (plates `P-000`, ...), their makes and
+    models taken from `makes` in turn; each of `values_of` maps the car's number to
+    one of its values."""
+    return [
+        window(
+            f"v{n:03}",
+            make=makes[n % len(makes)][0],
+            model=makes[n % len(makes)][1],
+            license_plate=f"P-{n:03}",
+            **{name: value(n) for name, value in values_of.items()},
+        )
+        for n in range(count)
+    ]
+
+
 @pytest.fixture
 def database_template(dbt_built_template: str) -> str:
     """Each notifier test starts from a database dbt has built (see module doc)."""

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from notifier.stage import notify
-from tests.notifier.conftest import EARLIER, window
+from tests.notifier.conftest import EARLIER, many_windows, window
 from tests.notifier.html_email import parse_email, parse_email_html
 
 SENDER = "notifier@example.org"
@@ -343,15 +343,7 @@ def test_a_big_batch_goes_as_emails_under_100_kb_each_all_in_one_run(
     from tests.faults.invariant import mentions
 
     makes = [("Tesla", "Model 3"), ("Kia", "EV6"), ("BYD", "Seal")]
-    cars = [
-        window(
-            f"v{n:03}",
-            make=makes[n % 3][0],
-            model=makes[n % 3][1],
-            license_plate=f"P-{n:03}",
-        )
-        for n in range(240)
-    ]
+    cars = many_windows(240, makes)
     add_windows(cars)
     settings = email_settings(email_to=["anna@example.nl"])
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from notifier.mailer import MAX_EMAIL_BYTES, EmailFitter
 from notifier.render import EmailRenderer
-from tests.notifier.conftest import window
+from tests.notifier.conftest import many_windows
 
 MAKES = [("Tesla", "Model 3"), ("Kia", "EV6"), ("BYD", "Seal"), ("Škoda", "Enyaq")]
 # What differs each time a message is written: its Date and MIME boundary.
@@ -40,16 +40,11 @@ def _emails(rows, *, copy_the_rest: bool) -> list[tuple[list[str], bytes]]:
 
 def test_the_rest_of_a_batch_is_fitted_as_the_same_rows_sorted_again():
     rng = random.Random(5)
-    rows = [
-        window(
-            f"v{n:03}",
-            make=MAKES[n % 4][0],
-            model=MAKES[n % 4][1],
-            license_plate=f"P-{n:03}",
-            price_per_month_in_euro=Decimal(rng.randrange(400, 900)),
-        )
-        for n in range(180)
-    ]
+    rows = many_windows(
+        180,
+        MAKES,
+        price_per_month_in_euro=lambda _: Decimal(rng.randrange(400, 900)),
+    )
     rng.shuffle(rows)
 
     emails = _emails(rows, copy_the_rest=False)
