@@ -431,8 +431,8 @@ def _message_parameter(message: bytes) -> tuple[str, Any]:
     """(SQL of the message as bytea, its parameter): ASCII as text when it is so
     (every email: headers encoded, bodies quoted-printable), which the server reads
     in half the time of the hex text psycopg2 makes of bytes; bytes otherwise (a
-    push's UTF-8)."""
-    if message.isascii():
+    push's UTF-8, or a NUL, which PostgreSQL text cannot hold)."""
+    if message.isascii() and b"\x00" not in message:
         return "convert_to(%(message)s, 'UTF8')", message.decode("ascii")
     return "%(message)s", psycopg2.Binary(message)
 

@@ -18,6 +18,8 @@ ANNA = "anna@example.nl"
 # printable), here with what text must carry unchanged; a push is UTF-8.
 EMAIL = b"Subject: 2 new\r\n\r\nquote ' backslash \\ percent %s %(x)s =3D\r\n" * 900
 PUSH = "2 new: Škoda Enyaq, € 489\n\nback\\slash".encode()
+# ASCII that PostgreSQL text cannot hold: goes as bytes, like a push.
+NUL = b"Subject: 1 new\r\n\r\nodd \x00 byte\r\n"
 WINDOWS = [
     {"vehicle_id": "v1", "available_since": EARLIER},
     {"vehicle_id": "v2", "available_since": EARLIER - timedelta(days=1)},
@@ -31,7 +33,9 @@ def _rows(db: psycopg2.extensions.connection, sql: str) -> list[tuple]:
         return cursor.fetchall()
 
 
-@pytest.mark.parametrize("message", [EMAIL, PUSH], ids=["ascii email", "utf-8 push"])
+@pytest.mark.parametrize(
+    "message", [EMAIL, PUSH, NUL], ids=["ascii email", "utf-8 push", "ascii with nul"]
+)
 def test_a_claim_keeps_the_message_byte_for_byte_and_a_mark_drops_it(
     settings: Settings,
     db: psycopg2.extensions.connection,
