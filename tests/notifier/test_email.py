@@ -484,3 +484,43 @@ def test_the_next_email_goes_to_the_server_while_the_one_before_is_marked(
     assert emails > 2
     assert marks == [True] * emails
     assert len(notifications()) == 150
+
+
+def test_a_mark_that_fails_after_the_next_email_went_is_made_good_by_the_next_run(
+    email_settings, smtp_server, add_windows, notifications, monkeypatch, db
+):
+    """The first mark fails (the database) while the second email is already with
+    the server: the run stops, and the next resends exactly the unmarked emails
+    with their own Message-IDs; every car is recorded once and no email is left
+    unmarked."""
+    import psycopg2
+
+    from notifier import store
+    from notifier.errors import NotifyError
+
+    add_windows([window(f"v{n:03}", license_plate=f"P-{n:03}") for n in range(150)])
+    settings = email_settings(email_to=["anna@example.nl"])
+    mark_sent = store.mark_sent
+
+    def failing_first_mark(conn, message_id: str) -> None:
+        monkeypatch.setattr(store, "mark_sent", mark_sent)
+        raise psycopg2.OperationalError("server closed the connection")
+
+    monkeypatch.setattr(store, "mark_sent", failing_first_mark)
+    with pytest.raises(NotifyError, match="server closed the connection"):
+        notify(settings)
+    first_run = [mail.message["Message-ID"] for mail in smtp_server.messages]
+    assert len(first_run) == 2  # the first, and the next sent before that mark
+
+    notify(settings)
+
+    ids = [mail.message["Message-ID"] for mail in smtp_server.messages]
+    assert ids[2:4] == first_run  # resent as they were, the same Message-IDs
+    assert len(set(ids)) == len(ids) - 2  # nothing else twice
+    assert len(notifications()) == 150
+    with db.cursor() as cursor:
+        cursor.execute(
+            "select count(*) filter (where sent_at is null), count(*) "
+            "from notifier.outbox"
+        )
+        assert cursor.fetchone() == (0, len(set(ids)))
