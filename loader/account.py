@@ -18,14 +18,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, StrictBool, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from loader.constants import (
-    LOGIN_ENDPOINT,
-    PROFILE_ENDPOINT,
-    TAX_GROUP_COOKIE,
-    TAX_GROUP_LABEL_COOKIE,
-    TAX_RATES_ENDPOINT,
-    TAX_RATES_PAGE_ID,
-)
+from loader.constants import TAX_RATES_PAGE_ID
 from loader.http import ApiClient, ApiError
 from loader.shapes import ShapeError
 
@@ -54,10 +47,8 @@ def rate_of_income(
     rates: list[TaxRate], income: float, *, apply_loonheffingskorting: bool
 ) -> TaxRate | None:
     """The single bracket for this income; None when none or several match."""
-    credit = apply_loonheffingskorting
-    matching = [
-        r for r in rates if r.is_for_income(income, apply_loonheffingskorting=credit)
-    ]
+    credit = {"apply_loonheffingskorting": apply_loonheffingskorting}
+    matching = [rate for rate in rates if rate.is_for_income(income, **credit)]
     return matching[0] if len(matching) == 1 else None
 
 
@@ -85,20 +76,6 @@ def _parse(kind: Any, payload: Any, endpoint: str) -> Any:
         raise ShapeError(f"GET {endpoint}: {where}: {first['msg']}") from None
 
 
-def member_detail_params(profile: Any) -> dict[str, str | int | float]:
-    """What the client adds to `GET Vehicle` for a member, taken from the profile."""
-    member = _parse(_Profile, profile, PROFILE_ENDPOINT)
-    flags = {
-        "IncludeTaxInPrices": member.requiresIncludeTaxInPrices,
-        "IncludeMileageCostsInPricing": member.includeMileageCostsInPricing,
-        "IncludeFuelCostsInPricing": member.includeFuelCostsInPricing,
-    }
-    return {name: str(value).lower() for name, value in flags.items()} | {
-        "NumberOfKmPerMonth": member.numberOfKmPerMonth,
-        "ActualBudgetPerMonth": member.budget.actualBudgetPerMonth,
-    }
-
-
 @dataclass(frozen=True)
 class Identity:
     """How the run asks for vehicle details, and a fingerprint of it for the hashes."""
@@ -115,26 +92,36 @@ class Identity:
         )
 
 
-def _log_in(client: ApiClient, username: str, password: str) -> Mapping[str, Any]:
+def _log_in(client: ApiClient, username: str, password: str) -> dict[str, Any]:
+    """The member's `GET Vehicle` parameters, as the client takes them from the
+    profile."""
     try:
-        client.post(LOGIN_ENDPOINT, {"username": username, "password": password})
+        client.post("MemberLogin", {"username": username, "password": password})
     except ApiError as error:
         if error.status not in (400, 401, 403):
             raise
         raise ApiError(
-            f"POST {LOGIN_ENDPOINT}",
+            "POST MemberLogin",
             f"refused the login ({error.status}); check ATHLON_USERNAME and "
             "ATHLON_PASSWORD",
             error.status,
         ) from None
-    params = member_detail_params(client.get(PROFILE_ENDPOINT))
+    member = _parse(_Profile, client.get("MemberProfile"), "MemberProfile")
     log.info("Logged in to the Athlon API as a member")
-    return params
+    flags = {
+        "IncludeTaxInPrices": member.requiresIncludeTaxInPrices,
+        "IncludeMileageCostsInPricing": member.includeMileageCostsInPricing,
+        "IncludeFuelCostsInPricing": member.includeFuelCostsInPricing,
+    }
+    return {name: str(value).lower() for name, value in flags.items()} | {
+        "NumberOfKmPerMonth": member.numberOfKmPerMonth,
+        "ActualBudgetPerMonth": member.budget.actualBudgetPerMonth,
+    }
 
 
 def _choose_tax_group(client: ApiClient, income: float, credit: bool) -> str | None:
-    payload = client.get(TAX_RATES_ENDPOINT, {"pageId": TAX_RATES_PAGE_ID})
-    rates = _parse(list[TaxRate], payload, TAX_RATES_ENDPOINT)
+    payload = client.get("TaxRates", {"pageId": TAX_RATES_PAGE_ID})
+    rates = _parse(list[TaxRate], payload, "TaxRates")
     rate = rate_of_income(rates, income, apply_loonheffingskorting=credit)
     if rate is None:
         log.warning(
@@ -145,8 +132,8 @@ def _choose_tax_group(client: ApiClient, income: float, credit: bool) -> str | N
         return None
     # The label has spaces and a euro sign: percent-encoded it is a valid cookie
     # value (ASP.NET Core decodes it); only TaxGroup drives the prices.
-    client.set_cookie(TAX_GROUP_LABEL_COOKIE, quote(rate.label, safe=""))
-    client.set_cookie(TAX_GROUP_COOKIE, str(rate.percentage))
+    client.cookies.set("TaxGroupLabel", quote(rate.label, safe=""))
+    client.cookies.set("TaxGroup", str(rate.percentage))
     log.info("Tax group: %s (%s)", rate.label, rate.percentage)
     return f"{rate.label} ({rate.percentage})"
 

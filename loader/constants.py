@@ -20,16 +20,11 @@ OPTIONS_TABLE = "vehicles__options"
 CLUSTERS_ENDPOINT = "VehicleCluster"
 VARIATIONS_ENDPOINT = "VehicleVariation"
 DETAILS_ENDPOINT = "Vehicle"
-LOGIN_ENDPOINT = "MemberLogin"
-PROFILE_ENDPOINT = "MemberProfile"
-TAX_RATES_ENDPOINT = "TaxRates"
 
 # The only page id for which TaxRates answers; the client found it in the web app.
 TAX_RATES_PAGE_ID = "4ecf5f24-8985-450a-915d-919aa7ffa9df"
 SEGMENT = "Cars"
 SORT_BY = "PriceInEuro"
-TAX_GROUP_COOKIE = "TaxGroup"
-TAX_GROUP_LABEL_COOKIE = "TaxGroupLabel"
 
 # Links into the web app, as the client builds them (not from the API's URL: links
 # stay real when the loader reads the simulated API).

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
@@ -46,22 +45,15 @@ class _Failed(Exception):
     final: bool = False
 
 
-@dataclass
-class HttpStats:
-    requests: int = 0
-    retries: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-
 class RequestLimiter:
-    """The run's bound on requests in flight, first come first served (a Semaphore
-    lets a request retried at once jump the queue), and the pause a 429 asks for."""
+    """The run's bound on requests in flight, first come first served (tickets: a
+    Semaphore lets a request retried at once jump the queue), the pause a 429 asks
+    for, and the run's counts."""
 
     def __init__(self, max_concurrency: int) -> None:
-        self.max_concurrency, self._free = max_concurrency, max_concurrency
-        self.stats = HttpStats()
-        self._queue: collections.deque[object] = collections.deque()
+        self.max_concurrency = max_concurrency
+        self.requests = self.retries = self.in_flight = self.max_in_flight = 0
+        self._issued = self._served = 0
         self._turn = threading.Condition()
         self._resume_at = 0.0
 
@@ -71,26 +63,23 @@ class RequestLimiter:
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
-        stats, ticket = self.stats, object()
         with self._turn:
-            self._queue.append(ticket)
-            while self._queue[0] is not ticket or not self._free:
-                self._turn.wait()
-            self._queue.popleft()
-            self._free -= 1
+            ticket, self._issued = self._issued, self._issued + 1
+            self._turn.wait_for(
+                lambda: self._served == ticket and self.in_flight < self.max_concurrency
+            )
+            self._served += 1
+            self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self._turn.notify_all()  # the next in line may find a free slot too
         try:
             while (wait := self._resume_at - time.monotonic()) > 0:
                 time.sleep(wait)
-            with self._turn:
-                stats.requests += 1
-                stats.in_flight += 1
-                stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             yield
         finally:
             with self._turn:
-                stats.in_flight -= 1
-                self._free += 1
+                self.in_flight -= 1
                 self._turn.notify_all()
 
 
@@ -120,6 +109,7 @@ class ApiClient:
             timeout=httpx.Timeout(settings.athlon_http_timeout_seconds),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
+        self.cookies = self._client.cookies
         # Exponential back-off, "equal jitter": half of each step fixed, half random.
         half = {
             "multiplier": settings.athlon_http_backoff_seconds / 2,
@@ -128,9 +118,6 @@ class ApiClient:
         self._backoff = tenacity.wait_exponential(
             **half
         ) + tenacity.wait_random_exponential(**half)
-
-    def set_cookie(self, name: str, value: str) -> None:
-        self._client.cookies.set(name, value)
 
     def get(self, endpoint: str, params: Any = None, *, subject: str = "") -> Any:
         """GET an endpoint and return its JSON; `ApiError` once retries are spent."""
@@ -154,7 +141,7 @@ class ApiClient:
             return self._backoff(state)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            self._limiter.stats.retries += 1
+            self._limiter.retries += 1
             log.info(
                 "Retrying %s%s in %.2f s (try %d of %d): %s",
                 target,

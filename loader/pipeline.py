@@ -125,12 +125,12 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
             ) from error
     summary = LoadSummary(
         rows=rows,
-        requests=limiter.stats.requests,
-        retries=limiter.stats.retries,
+        requests=limiter.requests,
+        retries=limiter.retries,
         seconds=round(time.perf_counter() - started, 3),
         details_fetched=showroom.fetched,
         details_reused=showroom.reused,
-        max_in_flight=limiter.stats.max_in_flight,
+        max_in_flight=limiter.max_in_flight,
         anonymous_fallbacks=showroom.anonymous_fallbacks,
         extracted_at=extracted_at,
     )
