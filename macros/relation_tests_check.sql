@@ -1,7 +1,7 @@
 {#-
     For relation_tests: (the test's name, its SQL) when `test` is attached to
-    `model`, what dbt would run for that test node; none for a test of another
-    relation.
+    `model`, what dbt would run for that test node (on a snapshot: on the rows
+    snapshot_rows_since_tested keeps); none for a test of another relation.
 -#}
 {% macro relation_tests_check(test, model) %}
     {%- set arguments = {} -%}
@@ -56,6 +56,11 @@
     {%- if config.where -%}
         {%- set rows = "(select * from " ~ model ~ " where " ~ config.where
             ~ ") as dbt_subquery" -%}
+    {%- endif -%}
+    {%- if attached.resource_type == 'snapshot' -%}
+        {%- set rows = snapshot_rows_since_tested(
+            model, rows, attached.config.unique_key
+        ) -%}
     {%- endif -%}
     {%- set namespace = test.test_metadata.namespace -%}
     {%- set macros = context[namespace] if namespace else context -%}

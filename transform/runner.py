@@ -64,6 +64,11 @@ FULL_BUILD_EVERY = timedelta(hours=24)
 # database (a recreated database gets a full build), unlike anything under target/.
 _STATE_SCHEMA = "staging"
 _STATE_PREFIX = "athlon-flex full build:"
+# And which raw load the last build that passed every test snapshotted: the cycle's
+# relation_tests on a snapshot test only the keys changed since
+# (macros/snapshot_rows_since_tested.sql reads it).
+_TESTED_SCHEMA = "snapshots"
+_TESTED_PREFIX = "athlon-flex tested through"
 
 # dbt events shown at INFO: only what went wrong. Its per-node lines ("1 of 104 OK
 # created sql view model ...", about 400 for a demo) are DEBUG, shown with `-v`; each
@@ -151,8 +156,7 @@ def build(
     summary = _run_nodes(
         settings, command, "dbt build", scope="full" if is_full else "cycle"
     )
-    if is_full:
-        _record_full_build(settings, fingerprint, now)
+    _record_build(settings, (fingerprint, now) if is_full else None)
     log.info("%s", summary)
     return summary
 
@@ -202,10 +206,21 @@ def _read_full_build_state(settings: Settings) -> tuple[str, datetime] | None:
         return None  # unreadable: the next build is full and rewrites it
 
 
-def _record_full_build(settings: Settings, fingerprint: str, started: datetime) -> None:
-    text = f"{_STATE_PREFIX} {fingerprint} {started.isoformat()}"
+def _record_build(settings: Settings, full: tuple[str, datetime] | None) -> None:
+    """After a build that passed: the raw load its tests covered and, for a full
+    build, (project fingerprint, started at)."""
+    loads = " union all ".join(
+        f"select max(extracted_at) as extracted_at from {table}" for table in RAW_TABLES
+    )
     with connect(ensure_postgres(settings)) as conn, conn.cursor() as cursor:
-        cursor.execute(f"comment on schema {_STATE_SCHEMA} is %s", (text,))
+        cursor.execute(f"select max(extracted_at) from ({loads}) as loads")
+        (tested,) = cursor.fetchone()
+        if tested is not None:  # all raw tables empty: keep the last record
+            text = f"{_TESTED_PREFIX} {tested.isoformat()}"
+            cursor.execute(f"comment on schema {_TESTED_SCHEMA} is %s", (text,))
+        if full:
+            text = f"{_STATE_PREFIX} {full[0]} {full[1].isoformat()}"
+            cursor.execute(f"comment on schema {_STATE_SCHEMA} is %s", (text,))
 
 
 def forget_full_build(cursor: Any) -> None:

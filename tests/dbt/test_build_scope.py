@@ -180,3 +180,62 @@ def test_a_null_in_a_guarded_column_fails_the_cycles_build_naming_column_and_rel
     ) in str(failed.value)
     # Nothing downstream ran: the snapshot holds only the first load's car.
     assert windows(raw_db) == [("veh-a", at(10, 0), None)]
+
+
+def _lose_scd_id(db, vehicle_id: str) -> None:
+    """Null the dbt_scd_id of a car's snapshot rows (a test on that column fails)."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "update snapshots.snap_vehicles set dbt_scd_id = null"
+            " where vehicle_id = %s",
+            (vehicle_id,),
+        )
+    db.commit()
+
+
+def _tested_through(db) -> list[tuple]:
+    return query(
+        db, "select obj_description('snapshots'::regnamespace, 'pg_namespace')"
+    )
+
+
+def test_the_cycle_tests_a_snapshots_keys_changed_since_the_last_build_that_passed(
+    settings: Settings, raw_db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_state(raw_db, CatalogState.of([A]), at(10, 0))
+    assert _scope(build(settings)) == FULL
+    write_state(raw_db, CatalogState.of([A]), at(10, 10))
+    assert _scope(build(settings)) == CYCLE
+    assert _tested_through(raw_db) == [
+        ("athlon-flex tested through 2025-01-01T10:10:00+00:00",)
+    ]
+
+    # Car A's row broken after the build that passed it: no snapshot run has changed
+    # A since, so the cycle does not test A again; the daily full build does.
+    _lose_scd_id(raw_db, "veh-a")
+    write_state(raw_db, CatalogState.of([A, B]), at(10, 20))
+    assert _scope(build(settings)) == CYCLE
+
+    # Car B's row, from the load the last passing build snapshotted, is in the
+    # cycle's scope, which a failing build does not move on: every cycle fails,
+    # counting B's row only, until it is mended.
+    _lose_scd_id(raw_db, "veh-b")
+    write_state(raw_db, CatalogState.of([A, B]), at(10, 30))
+    for _ in range(2):
+        with pytest.raises(TransformError) as failed:
+            build(settings)
+        assert (
+            "relation_tests_snap_vehicles_ (test): Got 1 result, configured to fail "
+            "if != 0 [failed: not_null_snap_vehicles_dbt_scd_id on 1 row(s)]"
+        ) in str(failed.value)
+    assert _tested_through(raw_db) == [
+        ("athlon-flex tested through 2025-01-01T10:20:00+00:00",)
+    ]
+
+    # The full build tests every row: both cars.
+    monkeypatch.setattr(runner, "FULL_BUILD_EVERY", timedelta(0))
+    with pytest.raises(TransformError) as failed:
+        build(settings)
+    assert "not_null_snap_vehicles_dbt_scd_id (test): Got 2 results" in str(
+        failed.value
+    )
