@@ -14,14 +14,18 @@
     cost what the cycle changed, not the whole history (docs/benchmarks.md).
 -#}
 {% macro snapshot_rows_since_tested(model, rows, unique_key) %}
-    {#- Read when the test compiles, and written into its SQL as a constant: the
-        planner then knows how few versions are that recent and reads the indexes on
-        dbt_valid_from and dbt_valid_to, then the key's, instead of the history. -#}
+    {#- The record, or this load's own clock if earlier (a clock set back must not
+        stamp a change out of reach). Read when the test compiles and written into
+        its SQL as a constant: the planner then knows how few versions are that
+        recent and reads the indexes on dbt_valid_from and dbt_valid_to, then the
+        key's, instead of the history. -#}
     {%- set record = run_query(
-        "select (regexp_match(obj_description(to_regnamespace('" ~ model.schema
-        ~ "')::oid, 'pg_namespace'), '^athlon-flex tested through (\\S+)$'))[1]::timestamptz"
+        "select least(tested, " ~ raw_extracted_at() ~ ") from (select"
+        ~ " (regexp_match(obj_description(to_regnamespace('" ~ model.schema
+        ~ "')::oid, 'pg_namespace'), '^athlon-flex tested through (\\S+)$'))[1]"
+        ~ "::timestamptz as tested) as record where tested is not null"
     ) if execute else none -%}
-    {%- set since = record.columns[0].values()[0] if record else none -%}
+    {%- set since = record and record.rows and record.columns[0].values()[0] -%}
     {%- if not since -%}
         {{ return(rows) }}
     {%- endif -%}

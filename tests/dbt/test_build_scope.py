@@ -15,6 +15,7 @@ from tests.support.raw_tables import (
     CatalogState,
     clusters_for,
     make_vehicle,
+    with_price,
     write_state,
 )
 from transform import runner
@@ -239,3 +240,27 @@ def test_the_cycle_tests_a_snapshots_keys_changed_since_the_last_build_that_pass
     assert "not_null_snap_vehicles_dbt_scd_id (test): Got 2 results" in str(
         failed.value
     )
+
+
+def test_a_load_stamped_before_the_last_passing_build_is_still_tested(
+    settings: Settings, raw_db
+) -> None:
+    write_state(raw_db, CatalogState.of([A]), at(10, 0))
+    assert _scope(build(settings)) == FULL
+    cheaper = with_price(A, 450.0)
+    write_state(raw_db, CatalogState.of([cheaper]), at(10, 10))
+    assert _scope(build(settings)) == CYCLE  # A's second version, from 10:10
+    write_state(raw_db, CatalogState.of([cheaper, B]), at(10, 20))
+    assert _scope(build(settings)) == CYCLE  # passed: tested through 10:20
+
+    # The machine's clock set back: car A leaves at 10:05, which closes its 10:10
+    # version before it began. Stamped before the record, still in scope.
+    write_state(raw_db, CatalogState.of([B]), at(10, 5))
+    with pytest.raises(TransformError) as failed:
+        build(settings)
+
+    assert (
+        "relation_tests_snap_vehicles_ (test): Got 1 result, configured to fail if "
+        "!= 0 [failed: ends_not_before_start_snap_vehicles_dbt_valid_from__dbt_valid_to"
+        " on 1 row(s)]"
+    ) in str(failed.value)
