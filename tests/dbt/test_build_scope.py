@@ -42,6 +42,13 @@ def _scope(summary: runner.BuildSummary) -> tuple[str, int, int, int]:
     )
 
 
+def _failure(settings: Settings) -> str:
+    """The message of a build that must fail."""
+    with pytest.raises(TransformError) as failed:
+        build(settings)
+    return str(failed.value)
+
+
 def test_first_build_is_full_then_cycles_build_snapshots_marts_and_guarding_tests(
     settings: Settings, raw_db
 ) -> None:
@@ -172,13 +179,12 @@ def test_a_null_in_a_guarded_column_fails_the_cycles_build_naming_column_and_rel
     state = CatalogState(vehicles=(A, broken), clusters=tuple(clusters_for([A])))
     write_state(raw_db, state, at(10, 10))
 
-    with pytest.raises(TransformError) as failed:
-        build(settings)
+    message = _failure(settings)
 
     assert (
         "source_relation_tests_athlon_vehicles_ (test): Got 1 result, configured to "
         "fail if != 0 [failed: source_not_null_athlon_vehicles_make on 1 row(s)]"
-    ) in str(failed.value)
+    ) in message
     # Nothing downstream ran: the snapshot holds only the first load's car.
     assert windows(raw_db) == [("veh-a", at(10, 0), None)]
 
@@ -223,22 +229,19 @@ def test_the_cycle_tests_a_snapshots_keys_changed_since_the_last_build_that_pass
     _lose_scd_id(raw_db, "veh-b")
     write_state(raw_db, CatalogState.of([A, B]), at(10, 30))
     for _ in range(2):
-        with pytest.raises(TransformError) as failed:
-            build(settings)
+        message = _failure(settings)
         assert (
             "relation_tests_snap_vehicles_ (test): Got 1 result, configured to fail "
             "if != 0 [failed: not_null_snap_vehicles_dbt_scd_id on 1 row(s)]"
-        ) in str(failed.value)
+        ) in message
     assert _tested_through(raw_db) == [
         ("athlon-flex tested through 2025-01-01T10:20:00+00:00",)
     ]
 
     # The full build tests every row: both cars.
     monkeypatch.setattr(runner, "FULL_BUILD_EVERY", timedelta(0))
-    with pytest.raises(TransformError) as failed:
-        build(settings)
-    assert "not_null_snap_vehicles_dbt_scd_id (test): Got 2 results" in str(
-        failed.value
+    assert "not_null_snap_vehicles_dbt_scd_id (test): Got 2 results" in _failure(
+        settings
     )
 
 
@@ -256,11 +259,10 @@ def test_a_load_stamped_before_the_last_passing_build_is_still_tested(
     # The machine's clock set back: car A leaves at 10:05, which closes its 10:10
     # version before it began. Stamped before the record, still in scope.
     write_state(raw_db, CatalogState.of([B]), at(10, 5))
-    with pytest.raises(TransformError) as failed:
-        build(settings)
+    message = _failure(settings)
 
     assert (
         "relation_tests_snap_vehicles_ (test): Got 1 result, configured to fail if "
         "!= 0 [failed: ends_not_before_start_snap_vehicles_dbt_valid_from__dbt_valid_to"
         " on 1 row(s)]"
-    ) in str(failed.value)
+    ) in message
