@@ -9,6 +9,10 @@ take longest (the native stack, the memory measurement, the benchmarks) last.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = [
@@ -61,6 +65,26 @@ LONGEST_FIRST = (
     "tests/dags/test_alerts.py",
     "tests/dbt/test_freshness_and_docs.py",
 )
+
+
+# A tmpfs that every Linux machine has. The tests' files (each worker's PostgreSQL
+# data, dbt's target folders of compiled SQL, dlt's load files, Airflow homes) live
+# there unless TMPDIR says otherwise: dbt writes two files per node it runs, and on
+# the disk those writes, PostgreSQL's and the journal's cost CPU the tests share.
+MEMORY_TMPDIR = Path("/dev/shm")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put pytest's temporary folders, and every process's TMPDIR, in memory.
+
+    Only when nobody chose a TMPDIR and the tmpfs is there and writable; xdist's
+    workers and every subprocess a test starts inherit the variable.
+    """
+    if os.environ.get("TMPDIR") or config.option.basetemp:
+        return
+    if MEMORY_TMPDIR.is_dir() and os.access(MEMORY_TMPDIR, os.W_OK | os.X_OK):
+        os.environ["TMPDIR"] = str(MEMORY_TMPDIR)
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
