@@ -22,48 +22,51 @@ pytest_plugins = [
 ]
 
 # Longest first, by the summed durations of their tests (docs/benchmarks.md, "The
-# test suite"; ranked again on 1 December from a whole run's 80 longest tests; the
-# daily-digest files placed on 2 December beside files of the same measured sum);
+# test suite"; ranked again on 2 December from two whole runs' `--durations=0`, each
+# file's share of its run's summed time averaged over the two);
 # every file not named here follows, in pytest's own order. Only the
 # order matters: a file that grows or shrinks keeps its place until it is measured
 # again, and costs at most a less even end of the run.
 LONGEST_FIRST = (
+    "tests/infrastructure/test_native_stack.py",
     "tests/faults/test_exactly_once.py",
+    "tests/notifier/test_price_drops.py",
+    "tests/dbt/test_build_scope.py",
+    "tests/notifier/test_back_again.py",
     "tests/dags/test_dag_runs.py",
     "tests/faults/test_odd_showroom.py",
-    "tests/original/test_migrate.py",
-    "tests/infrastructure/test_native_stack.py",
-    "tests/notifier/test_price_drops.py",
-    "tests/notifier/test_back_again.py",
-    "tests/notifier/test_daily_digest.py",
     "tests/pipeline/test_bench.py",
-    "tests/faults/test_price_drop_killed.py",
-    "tests/loader/test_memory.py",
-    "tests/dbt/test_build_scope.py",
-    "tests/faults/test_postgres_restart.py",
-    "tests/pipeline/test_latency_bench.py",
-    "tests/dbt/test_availability_scenario.py",
-    "tests/pipeline/test_cli_run.py",
-    "tests/faults/test_process_faults.py",
+    "tests/notifier/test_daily_digest.py",
+    "tests/original/test_migrate.py",
     "tests/pipeline/test_scenario.py",
-    "tests/faults/test_notify_killed.py",
-    "tests/faults/test_push_faults.py",
-    "tests/pipeline/test_installed_tool.py",
+    "tests/faults/test_process_faults.py",
     "tests/watcher/test_watch.py",
+    "tests/loader/test_memory.py",
+    "tests/faults/test_postgres_restart.py",
+    "tests/faults/test_notify_killed.py",
+    "tests/pipeline/test_installed_tool.py",
+    "tests/pipeline/test_cli_run.py",
+    "tests/dbt/test_availability_scenario.py",
     "tests/dags/test_trigger.py",
-    "tests/faults/test_dbt_test_failure.py",
+    "tests/faults/test_push_faults.py",
+    "tests/pipeline/test_latency_bench.py",
+    "tests/dags/test_alerts.py",
     "tests/faults/test_api_faults.py",
+    "tests/faults/test_dbt_test_failure.py",
     "tests/dbt/test_history.py",
-    "tests/infrastructure/test_hardening.py",
-    "tests/pipeline/test_cli_watch.py",
-    "tests/pipeline/test_demo.py",
-    "tests/notifier/test_subscriptions.py",
+    "tests/faults/test_price_drop_killed.py",
     "tests/faults/test_smtp_faults.py",
+    "tests/pipeline/test_demo.py",
+    "tests/dbt/test_freshness_and_docs.py",
+    "tests/infrastructure/test_hardening.py",
+    "tests/notifier/test_email.py",
+    "tests/pipeline/test_cli_watch.py",
+    "tests/notifier/test_subscriptions.py",
+    "tests/loader/test_fail_closed.py",
     "tests/foundation/test_embedded_postgres.py",
+    "tests/loader/test_incremental_details.py",
     "tests/notifier/test_bookkeeping.py",
     "tests/notifier/test_daily_digest_edges.py",
-    "tests/dags/test_alerts.py",
-    "tests/dbt/test_freshness_and_docs.py",
 )
 
 
