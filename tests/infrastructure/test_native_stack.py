@@ -324,7 +324,7 @@ def _eventually(probe: Any, seconds: float, what: str, logs: Any) -> Any:
         value = probe()
         if value:
             return value
-        time.sleep(3)
+        time.sleep(1)
     raise AssertionError(f"no {what} within {seconds:.0f} s:\n{logs()}")
 
 
