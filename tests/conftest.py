@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -76,6 +77,7 @@ LONGEST_FIRST = (
 # there unless TMPDIR says otherwise: dbt writes two files per node it runs, and on
 # the disk those writes, PostgreSQL's and the journal's cost CPU the tests share.
 MEMORY_TMPDIR = Path("/dev/shm")
+MEMORY_TMPDIR_MIN_FREE = 8 * 2**30
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,7 +88,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if os.environ.get("TMPDIR") or config.option.basetemp:
         return
-    if MEMORY_TMPDIR.is_dir() and os.access(MEMORY_TMPDIR, os.W_OK | os.X_OK):
+    if (
+        MEMORY_TMPDIR.is_dir()
+        and os.access(MEMORY_TMPDIR, os.W_OK | os.X_OK)
+        # A run keeps gigabytes there (2 GiB seen mid-run); a container's default
+        # /dev/shm (64 MiB) would fail the run, so that one stays on the disk.
+        and shutil.disk_usage(MEMORY_TMPDIR).free >= MEMORY_TMPDIR_MIN_FREE
+    ):
         os.environ["TMPDIR"] = str(MEMORY_TMPDIR)
         tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
