@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -72,29 +71,28 @@ LONGEST_FIRST = (
 )
 
 
-# A tmpfs that every Linux machine has. The tests' files (each worker's PostgreSQL
+# The tmpfs Linux machines mount there. The tests' files (each worker's PostgreSQL
 # data, dbt's target folders of compiled SQL, dlt's load files, Airflow homes) live
 # there unless TMPDIR says otherwise: dbt writes two files per node it runs, and on
 # the disk those writes, PostgreSQL's and the journal's cost CPU the tests share.
 MEMORY_TMPDIR = Path("/dev/shm")
-MEMORY_TMPDIR_MIN_FREE = 8 * 2**30
+# A run leaves about 0.6 GB there (pytest keeps the last three runs' folders): a
+# smaller tmpfs (a container's 64 MB default) keeps the disk.
+MEMORY_TMPDIR_MIN_FREE = 4 * 2**30
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Put pytest's temporary folders, and every process's TMPDIR, in memory.
 
-    Only when nobody chose a TMPDIR and the tmpfs is there and writable; xdist's
-    workers and every subprocess a test starts inherit the variable.
+    Only when nobody chose a TMPDIR and the tmpfs is there, writable and has room;
+    xdist's workers and every subprocess a test starts inherit the variable.
     """
     if os.environ.get("TMPDIR") or config.option.basetemp:
         return
-    if (
-        MEMORY_TMPDIR.is_dir()
-        and os.access(MEMORY_TMPDIR, os.W_OK | os.X_OK)
-        # A run keeps gigabytes there (2 GiB seen mid-run); a container's default
-        # /dev/shm (64 MiB) would fail the run, so that one stays on the disk.
-        and shutil.disk_usage(MEMORY_TMPDIR).free >= MEMORY_TMPDIR_MIN_FREE
-    ):
+    if not (MEMORY_TMPDIR.is_dir() and os.access(MEMORY_TMPDIR, os.W_OK | os.X_OK)):
+        return
+    space = os.statvfs(MEMORY_TMPDIR)
+    if space.f_bavail * space.f_frsize >= MEMORY_TMPDIR_MIN_FREE:
         os.environ["TMPDIR"] = str(MEMORY_TMPDIR)
         tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
