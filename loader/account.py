@@ -47,8 +47,10 @@ def rate_of_income(
     rates: list[TaxRate], income: float, *, apply_loonheffingskorting: bool
 ) -> TaxRate | None:
     """The single bracket for this income; None when none or several match."""
-    credit = {"apply_loonheffingskorting": apply_loonheffingskorting}
-    matching = [rate for rate in rates if rate.is_for_income(income, **credit)]
+    credit = apply_loonheffingskorting
+    matching = [
+        r for r in rates if r.is_for_income(income, apply_loonheffingskorting=credit)
+    ]
     return matching[0] if len(matching) == 1 else None
 
 
