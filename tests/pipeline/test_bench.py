@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import statistics
 
 from athlon_flex.settings import Settings
 from simulation.bench import _peak_rss_mib, run_bench
+from simulation.cycle_bench import run_cycle_bench
 
 BALLAST_MIB = 400
 
@@ -81,3 +83,42 @@ def test_bench_runs_first_steady_and_churn_cycles_and_counts_requests_server_sid
         assert 20 < figures.peak_rss_mib < 1024
     assert "cycle 3: 1 left, 1 arrived, 1 repriced" in echoed
     assert report.median_seconds("load", "steady") == report.figures[3].seconds
+
+
+def test_cycle_bench_times_warm_builds_and_whole_cycles_in_one_process(
+    settings: Settings,
+) -> None:
+    echoed: list[str] = []
+
+    report = run_cycle_bench(
+        settings.model_copy(update={"athlon_max_concurrency": 4}),
+        clusters=2,
+        vehicles_per_cluster=3,
+        latency_ms=0,
+        rounds=2,
+        # The test's own database: its worker's parse of the project serves.
+        database=settings.postgres_db,
+        echo=echoed.append,
+    )
+
+    # The rounds are steady: each cycle's build is the cycle's selection, not full.
+    assert report.scopes == ["cycle", "cycle"]
+    assert [len(report.builds), len(report.cycles), len(report.loads)] == [2, 2, 2]
+    assert all(
+        0 < load < cycle
+        for load, cycle in zip(report.loads, report.cycles, strict=True)
+    )
+    assert [line.split(":")[0] for line in echoed] == [
+        "first cycle",
+        "steady cycle",
+        "round 1",
+        "round 2",
+        "2 x 3 at 0 ms, 4 in flight, 2 rounds",
+        "median warm build",
+        "median whole cycle",
+        "median of which the load",
+    ]
+    assert echoed[-3] == (
+        f"median warm build: {statistics.median(report.builds):.2f} s "
+        f"({min(report.builds):.2f} to {max(report.builds):.2f})"
+    )
