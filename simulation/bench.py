@@ -161,6 +161,23 @@ def _churn(catalog, fraction: float = 0.02) -> str:
     return f"{count} left, {count} arrived, {count} repriced"
 
 
+def on_fresh_database(settings: Settings, api_url: str, database: str) -> Settings:
+    """The settings anonymous against `api_url`, nobody to tell, on `database`,
+    which is dropped and created again."""
+    bench = settings.model_copy(
+        update={
+            "athlon_api_url": api_url,
+            "athlon_username": None,
+            "athlon_password": None,
+            "postgres_db": database,
+            "email_to": [],
+            "notify_subscriptions_file": None,
+        }
+    )
+    recreate_database(ensure_postgres(bench))
+    return bench
+
+
 def run_bench(
     settings: Settings,
     *,
@@ -184,17 +201,7 @@ def run_bench(
         clusters=clusters, vehicles_per_cluster=vehicles_per_cluster, seed=seed
     )
     with FakeShowroom(catalog, host="127.0.0.1", port=0, latency_ms=latency_ms) as api:
-        bench_settings = settings.model_copy(
-            update={
-                "athlon_api_url": api.url,
-                "athlon_username": None,
-                "athlon_password": None,
-                "postgres_db": BENCH_DATABASE,
-                "email_to": [],
-                "notify_subscriptions_file": None,
-            }
-        )
-        recreate_database(ensure_postgres(bench_settings))
+        bench_settings = on_fresh_database(settings, api.url, BENCH_DATABASE)
         for cycle in range(1, cycles + 1):
             if cycle == 1:
                 kind = "first"

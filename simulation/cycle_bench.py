@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from athlon_flex.database import ensure_postgres, recreate_database
 from athlon_flex.settings import Settings
+from simulation.bench import on_fresh_database
 
 BENCH_DATABASE = "athlon_flex_cycle_bench"
 
@@ -58,17 +58,7 @@ def run_cycle_bench(
     )
     report = CycleBenchReport()
     with FakeShowroom(catalog, host="127.0.0.1", port=0, latency_ms=latency_ms) as api:
-        bench = settings.model_copy(
-            update={
-                "athlon_api_url": api.url,
-                "athlon_username": None,
-                "athlon_password": None,
-                "postgres_db": database,
-                "email_to": [],
-                "notify_subscriptions_file": None,
-            }
-        )
-        recreate_database(ensure_postgres(bench))
+        bench = on_fresh_database(settings, api.url, database)
         for kind in ("first", "steady"):
             started = time.perf_counter()
             run_cycle(bench)
