@@ -194,7 +194,19 @@ class ApiClient:
         if method == "POST":
             return None
         try:
-            return response.json()
+            return response.json(parse_int=_json_int)
+        except RecursionError:  # the same answer again would be as deep
+            problem = f"answered {status} with JSON nested too deeply to read"
+            raise _Failed(problem, status, final=True) from None
         except ValueError:
             problem = f"answered {status} with a body that is not JSON"
             raise _Failed(problem, status) from None
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one longer than Python's int() reads (4,300 digits) is valid
+    JSON all the same: read as a float (±inf), which no bounded field accepts."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

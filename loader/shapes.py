@@ -69,9 +69,11 @@ def _bounded(kind: type, low: float, high: float) -> Any:
 Text = Annotated[
     str, StringConstraints(max_length=TEXT_MAX_CHARS), AfterValidator(_no_nul)
 ]
-VehicleId = Annotated[  # lower-cased: GUIDs compare case-insensitively
+VehicleId = Annotated[  # trimmed and lower-cased: " GUID " is the car "guid"
     str,
-    StringConstraints(min_length=1, max_length=ID_MAX_CHARS, to_lower=True),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=ID_MAX_CHARS, to_lower=True
+    ),
     AfterValidator(_no_nul),
 ]
 _VEHICLE_ID = TypeAdapter(VehicleId)
