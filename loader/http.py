@@ -91,7 +91,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, float(value))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year or hour past C's long
         return None
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
@@ -188,6 +188,9 @@ class ApiClient:
                     final=True,
                 )
             raise _Failed("answered 429", status, wait)
+        if 300 <= status < 400:  # its body (if any) is not the answer asked for
+            problem = f"answered {status}, a redirect the loader does not follow"
+            raise _Failed(problem, status, final=True)
         if status >= 400:
             final = status < 500 and status != 408
             raise _Failed(f"answered {status}", status, final=final)

@@ -81,6 +81,7 @@ Whole = _bounded(int, INTEGER_MIN, INTEGER_MAX)
 Euro = _bounded(float, 0, EURO_MAX)
 Km = _bounded(float, 0, KM_MAX)
 WholeKm = _bounded(int, 0, KM_MAX)
+Count = _bounded(int, 0, INTEGER_MAX)
 Quantity = _bounded(float, 0, QUANTITY_MAX)
 Timestamp = Annotated[datetime, BeforeValidator(_iso)]
 
@@ -137,7 +138,7 @@ class Cluster(Shape):
     firstVehicleId: Text
     externalTypeId: Text
     latestModelYear: Whole
-    vehicleCount: Whole
+    vehicleCount: Count  # below 0 it would let any shorter list through
     minPriceInEuroPerMonth: Euro
     fiscalValueInEuro: Euro
     additionPercentage: Quantity | None = None

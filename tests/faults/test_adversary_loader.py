@@ -8,6 +8,7 @@ answer body for the raw bytes, after the API built it and before it is sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,41 @@ def _rewrite(showroom: FakeShowroom, raw: bytes) -> None:
         )
 
     api.handle = rewritten  # type: ignore[method-assign]
+
+
+def _bend(
+    showroom: FakeShowroom, endpoint: str, bend: Callable[[Any], Any]
+) -> None:
+    """`endpoint`'s JSON answers become `bend(answer)`."""
+    api = showroom.api
+    handle = api.handle
+
+    def bent(request: ApiRequest) -> ApiResponse:
+        response = handle(request)
+        if request.endpoint != endpoint or response.status != 200:
+            return response
+        body = json.dumps(bend(json.loads(response.body))).encode()
+        return ApiResponse(200, body, response.content_type, response.headers)
+
+    api.handle = bent  # type: ignore[method-assign]
+
+
+def _answer_first(
+    showroom: FakeShowroom, endpoint: str, times: int, response: ApiResponse
+) -> list[int]:
+    """The first `times` requests to `endpoint` get `response`; returns [hits]."""
+    api = showroom.api
+    handle = api.handle
+    hits = [0]
+
+    def first(request: ApiRequest) -> ApiResponse:
+        if request.endpoint == endpoint and hits[0] < times:
+            hits[0] += 1
+            return response
+        return handle(request)
+
+    api.handle = first  # type: ignore[method-assign]
+    return hits
 
 
 def _column(settings: Settings, vehicle_id: str, column: str) -> Any:
@@ -128,4 +164,85 @@ def test_json_nested_too_deep_fails_naming_the_car_and_changes_nothing(
     )
     assert raw_contents(settings) == raw_before
     assert windows(settings) == windows_before
+    assert notifications(settings) == notified_before
+
+
+def test_a_retry_after_date_past_year_9999_is_ignored_and_the_request_retried(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+) -> None:
+    settings = cycle_settings(showroom)
+    absurd = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
+    hits = _answer_first(
+        showroom,
+        "VehicleCluster",
+        1,
+        ApiResponse(429, b'{"status":429}', headers=(("Retry-After", absurd),)),
+    )
+
+    summary = run_cycle(settings)
+
+    assert hits == [1]
+    assert summary.load.rows["vehicles"] == 6
+    assert_nothing_lost_or_doubled(settings, showroom.catalog, _texts(smtp_server))
+
+
+def test_a_redirect_for_one_cars_details_is_refused_not_read_as_its_details(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+) -> None:
+    settings = cycle_settings(showroom)
+    car = showroom.catalog.vehicles[0]
+    # A 302 whose body is JSON (the simulated API's problem details).
+    showroom.faults.add("Vehicle", status=302, vehicle_id=car.id)
+
+    with pytest.raises(LoadError) as failure:
+        run_cycle(settings)
+
+    assert str(failure.value) == (
+        f"Athlon API GET Vehicle for vehicle {car.id} answered 302, a redirect the "
+        "loader does not follow; raw tables left unchanged"
+    )
+    assert {name: rows for name, rows in raw_contents(settings).items() if rows} == {}
+    assert smtp_server.messages == []
+
+    showroom.faults.clear()
+    run_cycle(settings)
+
+    assert_nothing_lost_or_doubled(settings, showroom.catalog, _texts(smtp_server))
+
+
+def test_a_negative_vehicle_count_does_not_let_an_empty_cluster_through(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+) -> None:
+    settings = cycle_settings(showroom)
+    run_cycle(settings)
+    raw_before, windows_before = raw_contents(settings), windows(settings)
+    notified_before = notifications(settings)
+    make, model = showroom.catalog.vehicles[0].cluster_key
+    showroom.tampering.empty_variations(make, model)
+
+    def negative(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for cluster in clusters:
+            if (cluster["make"], cluster["model"]) == (make, model):
+                cluster["vehicleCount"] = -1
+        return clusters
+
+    _bend(showroom, "VehicleCluster", negative)
+
+    with pytest.raises(LoadError) as failure:
+        run_cycle(settings)
+
+    message = str(failure.value)
+    assert message.startswith(
+        "GET VehicleCluster: a cluster without a usable make, model or vehicleCount "
+        "(VehicleCluster.vehicleCount is -1: "
+    )
+    assert message.endswith("raw tables left unchanged")
+    assert raw_contents(settings) == raw_before
+    assert windows(settings) == windows_before  # the cluster's cars stay open
     assert notifications(settings) == notified_before
