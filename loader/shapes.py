@@ -59,7 +59,10 @@ def _iso(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise ValueError("expected an ISO 8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # in UTC now: dlt converts it later, where year 0 or 10000 fails the load
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("expected a date-time within years 1 to 9999 in UTC") from None
 
 
 def _bounded(kind: type, low: float, high: float) -> Any:

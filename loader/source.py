@@ -70,6 +70,8 @@ class Showroom:
     refresh_hours: float
     clusters: int = 0
     cars: int = 0
+    counted: int = 0  # the clusters' vehicleCount, summed
+    unusable: int = 0  # listed entries without a usable id
     fetched: int = 0
     reused: int = 0
     anonymous_fallbacks: int = 0
@@ -169,6 +171,7 @@ def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
         seen.add(key)
         _warn(f"Cluster {key[0]} {key[1]}", problems)
         showroom.clusters += 1
+        showroom.counted += row["vehicle_count"]
         yield row | {"_dlt_id": row_key(*key)}
     if not seen:  # an empty table still gets a (truncating) job
         yield dlt.mark.materialize_table_schema()
@@ -222,6 +225,7 @@ def vehicles(cluster: Row, showroom: Showroom) -> list[Row] | None:
     page = []
     for item, car, problems in listed:
         if car is None:
+            showroom.count("unusable")
             shown = item.get("id") if isinstance(item, dict) else item
             log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
         elif showroom.first_listing(car, name):

@@ -54,9 +54,7 @@ def _rewrite(showroom: FakeShowroom, raw: bytes) -> None:
     api.handle = rewritten  # type: ignore[method-assign]
 
 
-def _bend(
-    showroom: FakeShowroom, endpoint: str, bend: Callable[[Any], Any]
-) -> None:
+def _bend(showroom: FakeShowroom, endpoint: str, bend: Callable[[Any], Any]) -> None:
     """`endpoint`'s JSON answers become `bend(answer)`."""
     api = showroom.api
     handle = api.handle
@@ -245,4 +243,60 @@ def test_a_negative_vehicle_count_does_not_let_an_empty_cluster_through(
     assert message.endswith("raw tables left unchanged")
     assert raw_contents(settings) == raw_before
     assert windows(settings) == windows_before  # the cluster's cars stay open
+    assert notifications(settings) == notified_before
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]
+)
+def test_a_date_that_leaves_pythons_range_in_utc_is_null_and_blocks_no_one(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    when: str,
+) -> None:
+    settings = cycle_settings(showroom)
+    cars = showroom.catalog.vehicles
+    showroom.tampering.detail(cars[0].id, {"details.registrationDate": when})
+
+    summary = run_cycle(settings)
+
+    assert summary.load.rows["vehicles"] == 6
+    assert _column(settings, cars[0].id, "details__registration_date") is None
+    assert _column(settings, cars[0].id, "details__license_plate") == (
+        cars[0].license_plate
+    )
+    assert_nothing_lost_or_doubled(settings, showroom.catalog, _texts(smtp_server))
+
+
+def test_a_list_padded_with_another_clusters_car_does_not_hide_a_missing_one(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+) -> None:
+    settings = cycle_settings(showroom)
+    run_cycle(settings)
+    raw_before, windows_before = raw_contents(settings), windows(settings)
+    notified_before = notifications(settings)
+    cars = showroom.catalog.vehicles
+    first = cars[0]
+    other = next(car for car in cars if car.cluster_key != first.cluster_key)
+    missing = next(
+        car for car in cars if car.cluster_key == other.cluster_key and car is not other
+    )
+    # `other`'s cluster lists `other` and, in place of `missing`, `first` (a car of
+    # another cluster, which that cluster lists as well): two entries, count 2.
+    showroom.tampering.summary(missing.id, {"id": first.id.upper()})
+    showroom.tampering.summary(missing.id, {"make": first.make, "model": first.model})
+
+    with pytest.raises(LoadError) as failure:
+        run_cycle(settings)
+
+    assert str(failure.value) == (
+        "Athlon API listed 5 distinct vehicles in all, but VehicleCluster counts 6 "
+        "(a car listed in two clusters stood in for a missing one); raw tables left "
+        "unchanged"
+    )
+    assert raw_contents(settings) == raw_before
+    assert windows(settings) == windows_before  # `missing` stays open
     assert notifications(settings) == notified_before
