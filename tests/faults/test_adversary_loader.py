@@ -26,6 +26,7 @@ from tests.faults.invariant import (
     raw_contents,
     windows,
 )
+from tests.support.fake_api import FAKE_PASSWORD, FAKE_USERNAME
 from tests.support.smtp import SmtpServer
 from watcher.cycle import run_cycle
 
@@ -300,3 +301,45 @@ def test_a_list_padded_with_another_clusters_car_does_not_hide_a_missing_one(
     assert raw_contents(settings) == raw_before
     assert windows(settings) == windows_before  # `missing` stays open
     assert notifications(settings) == notified_before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("budget.actualBudgetPerMonth", float("nan")),
+        ("numberOfKmPerMonth", float("inf")),
+    ],
+)
+def test_a_member_profile_with_nan_or_infinity_is_refused(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    field: str,
+    value: float,
+) -> None:
+    settings = cycle_settings(
+        showroom, athlon_username=FAKE_USERNAME, athlon_password=FAKE_PASSWORD
+    )
+    run_cycle(settings)
+    raw_before, windows_before = raw_contents(settings), windows(settings)
+    showroom.catalog.set_price(showroom.catalog.vehicles[0].id, 2_000.0)
+
+    def bend(profile: dict[str, Any]) -> dict[str, Any]:
+        *parents, last = field.split(".")
+        target = profile
+        for key in parents:
+            target = target[key]
+        target[last] = value  # json.dumps writes NaN / Infinity, as .NET can
+        return profile
+
+    _bend(showroom, "MemberProfile", bend)
+
+    with pytest.raises(LoadError) as failure:
+        run_cycle(settings)
+
+    assert str(failure.value) == (
+        f"GET MemberProfile: {field}: Input should be a finite number; raw tables "
+        "left unchanged"
+    )
+    assert raw_contents(settings) == raw_before
+    assert windows(settings) == windows_before
