@@ -9,6 +9,7 @@ answer body for the raw bytes, after the API built it and before it is sent.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from athlon_flex.settings import Settings
 from loader.pipeline import LoadError
 from simulation.fake_api import FakeShowroom
 from simulation.fake_api.api import ApiRequest, ApiResponse
+from simulation.fake_api.handler import ShowroomRequestHandler
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
@@ -388,3 +390,41 @@ def test_a_twin_whose_id_is_no_guid_is_skipped_not_a_failed_load(
 
     assert summary.load.rows["vehicles"] == 6
     assert_nothing_lost_or_doubled(settings, showroom.catalog, _texts(smtp_server))
+
+
+def test_an_answer_trickled_byte_by_byte_times_out_as_one_request(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ATHLON_HTTP_TIMEOUT_SECONDS is the request's (README), not each read's: a
+    server sending its answer a byte at a time over 25 s must not hold the load."""
+    settings = cycle_settings(
+        showroom, athlon_http_timeout_seconds=1, athlon_http_max_retries=0
+    )
+    car = showroom.catalog.vehicles[0]
+    send = ShowroomRequestHandler._send
+
+    def trickle(handler: ShowroomRequestHandler, response: ApiResponse) -> None:
+        if car.id not in handler.path:
+            send(handler, response)
+            return
+        handler.send_response(response.status)
+        handler.send_header("Content-Type", response.content_type)
+        handler.send_header("Content-Length", str(len(response.body)))
+        handler.end_headers()
+        for index in range(len(response.body)):
+            handler.wfile.write(response.body[index : index + 1])
+            handler.wfile.flush()
+            time.sleep(25 / len(response.body))  # the whole answer: 25 s
+
+    monkeypatch.setattr(ShowroomRequestHandler, "_send", trickle)
+    started = time.monotonic()
+
+    with pytest.raises(LoadError) as failure:
+        run_cycle(settings)
+
+    assert time.monotonic() - started < 20
+    assert str(failure.value).startswith(
+        f"Athlon API GET Vehicle for vehicle {car.id} timed out"
+    )
