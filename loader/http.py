@@ -18,7 +18,12 @@ import httpx
 import tenacity
 
 from athlon_flex.settings import Settings
-from loader.constants import MAX_BACKOFF_SECONDS, MAX_RETRY_AFTER_SECONDS, USER_AGENT
+from loader.constants import (
+    MAX_ANSWER_BYTES,
+    MAX_BACKOFF_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
+    USER_AGENT,
+)
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO, which would drown the progress lines.
@@ -181,9 +186,16 @@ class ApiClient:
                 _check_status(status, response.headers.get("Retry-After"))
                 if method == "POST":
                     return None
-                chunks = []
+                chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise _Failed(
+                            f"answered more than {MAX_ANSWER_BYTES >> 20} MiB",
+                            status,
+                            final=True,
+                        )
                     if time.monotonic() > deadline:
                         raise _Failed(
                             f"timed out (its answer took over {self._timeout:g} s)"

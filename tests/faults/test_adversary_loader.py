@@ -8,6 +8,7 @@ answer body for the raw bytes, after the API built it and before it is sent.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -427,4 +428,36 @@ def test_an_answer_trickled_byte_by_byte_times_out_as_one_request(
     assert time.monotonic() - started < 20
     assert str(failure.value).startswith(
         f"Athlon API GET Vehicle for vehicle {car.id} timed out"
+    )
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_read_whole(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Valid JSON, 100 MiB of it padded with spaces, 100 kB as gzip on the wire."""
+    settings = cycle_settings(showroom)
+    send = ShowroomRequestHandler._send
+
+    def bomb(handler: ShowroomRequestHandler, response: ApiResponse) -> None:
+        if "VehicleCluster" not in handler.path:
+            send(handler, response)
+            return
+        body = gzip.compress(response.body + b" " * (100 << 20), compresslevel=9)
+        handler.send_response(response.status)
+        handler.send_header("Content-Type", response.content_type)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    monkeypatch.setattr(ShowroomRequestHandler, "_send", bomb)
+
+    with pytest.raises(LoadError) as failure:
+        run_cycle(settings)
+
+    assert str(failure.value) == (
+        "Athlon API GET VehicleCluster answered more than 64 MiB; raw tables left "
+        "unchanged"
     )
