@@ -12,11 +12,19 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, StrictBool, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    FiniteFloat,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticCustomError
 
 from loader.constants import TAX_RATES_PAGE_ID
 from loader.http import ApiClient, ApiError
@@ -32,7 +40,7 @@ class TaxRate:
     """A bracket of `GET TaxRates`."""
 
     label: str
-    percentage: float
+    percentage: FiniteFloat  # JSON may say NaN or Infinity: a cookie of no use
 
     def is_for_income(self, income: float, *, apply_loonheffingskorting: bool) -> bool:
         """Income within the label's bounds (inclusive: two amounts, or one, open
@@ -54,8 +62,19 @@ def rate_of_income(
     return matching[0] if len(matching) == 1 else None
 
 
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return value
+
+
+# Finite: NaN or Infinity (which Python's JSON reader accepts) would go out as every
+# GET Vehicle's parameter and price all cars wrongly without a warning.
+Figure = Annotated[int | float, AfterValidator(_finite)]
+
+
 class _Budget(BaseModel):
-    actualBudgetPerMonth: int | float
+    actualBudgetPerMonth: Figure
 
 
 class _Profile(BaseModel):
@@ -64,7 +83,7 @@ class _Profile(BaseModel):
     requiresIncludeTaxInPrices: StrictBool
     includeMileageCostsInPricing: StrictBool
     includeFuelCostsInPricing: StrictBool
-    numberOfKmPerMonth: int | float
+    numberOfKmPerMonth: Figure
     budget: _Budget
 
 

@@ -39,6 +39,9 @@ USER_AGENT = f"athlon-flex-notifier/{PROJECT_VERSION} (+{PROJECT_URL})"
 
 # A longer Retry-After fails the run (closed); the next scheduled run asks again.
 MAX_RETRY_AFTER_SECONDS = 60.0
+# An answer larger than this (decompressed) fails the load: the real ones are a few
+# MB, and a gzip bomb would otherwise take the machine's memory.
+MAX_ANSWER_BYTES = 64 << 20
 # Exponential back-off never waits longer than this between two tries.
 MAX_BACKOFF_SECONDS = 30.0
 # More asks of a cluster's list shorter than its vehicleCount before the load fails.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -17,7 +18,12 @@ import httpx
 import tenacity
 
 from athlon_flex.settings import Settings
-from loader.constants import MAX_BACKOFF_SECONDS, MAX_RETRY_AFTER_SECONDS, USER_AGENT
+from loader.constants import (
+    MAX_ANSWER_BYTES,
+    MAX_BACKOFF_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
+    USER_AGENT,
+)
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO, which would drown the progress lines.
@@ -91,7 +97,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, float(value))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year or hour past C's long
         return None
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
@@ -102,6 +108,7 @@ class ApiClient:
 
     def __init__(self, settings: Settings, limiter: RequestLimiter) -> None:
         self._limiter, self._tries = limiter, settings.athlon_http_max_retries + 1
+        self._timeout = settings.athlon_http_timeout_seconds
         pool = limiter.max_concurrency
         self._client = httpx.Client(
             base_url=settings.athlon_api_url.rstrip("/") + "/",
@@ -170,31 +177,68 @@ class ApiClient:
             raise ApiError(target, problem, failure.status, subject) from None
 
     def _try_once(self, method: str, endpoint: str, kw: dict[str, Any]) -> Any:
+        # httpx's timeout bounds each read: an answer trickled a byte at a time
+        # would never end. The setting is the request's, so the body has a deadline.
+        deadline = time.monotonic() + self._timeout
         try:
-            response = self._client.request(method, endpoint, **kw)
+            with self._client.stream(method, endpoint, **kw) as response:
+                status = response.status_code
+                _check_status(status, response.headers.get("Retry-After"))
+                if method == "POST":
+                    return None
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise _Failed(
+                            f"answered more than {MAX_ANSWER_BYTES >> 20} MiB",
+                            status,
+                            final=True,
+                        )
+                    if time.monotonic() > deadline:
+                        raise _Failed(
+                            f"timed out (its answer took over {self._timeout:g} s)"
+                        )
         except httpx.TimeoutException as error:
             raise _Failed(f"timed out ({type(error).__name__})") from None
         except httpx.TransportError as error:
             problem = f"could not be sent ({type(error).__name__}: {error})"
             raise _Failed(problem) from None
-        status = response.status_code
-        if status == 429:
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
-                raise _Failed(
-                    f"answered 429 and asked to wait {wait:.0f} s, longer than the "
-                    f"loader waits ({MAX_RETRY_AFTER_SECONDS:.0f} s)",
-                    status,
-                    final=True,
-                )
-            raise _Failed("answered 429", status, wait)
-        if status >= 400:
-            final = status < 500 and status != 408
-            raise _Failed(f"answered {status}", status, final=final)
-        if method == "POST":
-            return None
         try:
-            return response.json()
+            return json.loads(b"".join(chunks), parse_int=_json_int)
+        except RecursionError:  # the same answer again would be as deep
+            problem = f"answered {status} with JSON nested too deeply to read"
+            raise _Failed(problem, status, final=True) from None
         except ValueError:
             problem = f"answered {status} with a body that is not JSON"
             raise _Failed(problem, status) from None
+
+
+def _check_status(status: int, retry_after: str | None) -> None:
+    """_Failed unless the status is a success."""
+    if status == 429:
+        wait = retry_after_seconds(retry_after)
+        if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
+            raise _Failed(
+                f"answered 429 and asked to wait {wait:.0f} s, longer than the "
+                f"loader waits ({MAX_RETRY_AFTER_SECONDS:.0f} s)",
+                status,
+                final=True,
+            )
+        raise _Failed("answered 429", status, wait)
+    if 300 <= status < 400:  # its body (if any) is not the answer asked for
+        problem = f"answered {status}, a redirect the loader does not follow"
+        raise _Failed(problem, status, final=True)
+    if status >= 400:
+        final = status < 500 and status != 408
+        raise _Failed(f"answered {status}", status, final=final)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one longer than Python's int() reads (4,300 digits) is valid
+    JSON all the same: read as a float (±inf), which no bounded field accepts."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

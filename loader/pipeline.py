@@ -24,7 +24,12 @@ from athlon_flex.database import DatabaseError, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 from loader.account import sign_in
-from loader.constants import LANDING_DATASET, PIPELINE_NAME, WORKDIR_PREFIX
+from loader.constants import (
+    CLUSTERS_ENDPOINT,
+    LANDING_DATASET,
+    PIPELINE_NAME,
+    WORKDIR_PREFIX,
+)
 from loader.http import ApiClient, ApiError, RequestLimiter
 from loader.publish import NoOptionsError, publish, read_previous
 from loader.shapes import ShapeError
@@ -109,6 +114,7 @@ def load(settings: Settings, *, allow_shrink: bool = False) -> LoadSummary:
                 "API fields not loaded (not in loader.shapes): %s",
                 ", ".join(sorted(showroom.unknown_fields)),
             )
+        _check_complete(showroom)
         _check_plausible(
             showroom.cars, showroom.clusters, baseline, settings, allow_shrink
         )
@@ -196,6 +202,19 @@ def _workdir() -> Iterator[Path]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(unborn, ignore_errors=True)
+
+
+def _check_complete(showroom: Showroom) -> None:
+    """Each cluster's list accounted for its count (loader.source.vehicles); summed
+    over the run, a car counts once: a car listed in two clusters must not stand in
+    for one missing from either."""
+    accounted = showroom.cars + showroom.unusable
+    if accounted < showroom.counted:
+        raise LoadError(
+            f"Athlon API listed {accounted} distinct vehicles in all, but "
+            f"{CLUSTERS_ENDPOINT} counts {showroom.counted} (a car listed in two "
+            f"clusters stood in for a missing one); {UNCHANGED}"
+        )
 
 
 def _check_plausible(

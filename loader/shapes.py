@@ -59,7 +59,10 @@ def _iso(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise ValueError("expected an ISO 8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # in UTC now: dlt converts it later, where year 0 or 10000 fails the load
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("expected a date-time within years 1 to 9999 in UTC") from None
 
 
 def _bounded(kind: type, low: float, high: float) -> Any:
@@ -69,9 +72,11 @@ def _bounded(kind: type, low: float, high: float) -> Any:
 Text = Annotated[
     str, StringConstraints(max_length=TEXT_MAX_CHARS), AfterValidator(_no_nul)
 ]
-VehicleId = Annotated[  # lower-cased: GUIDs compare case-insensitively
+VehicleId = Annotated[  # trimmed and lower-cased: " GUID " is the car "guid"
     str,
-    StringConstraints(min_length=1, max_length=ID_MAX_CHARS, to_lower=True),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=ID_MAX_CHARS, to_lower=True
+    ),
     AfterValidator(_no_nul),
 ]
 _VEHICLE_ID = TypeAdapter(VehicleId)
@@ -79,6 +84,7 @@ Whole = _bounded(int, INTEGER_MIN, INTEGER_MAX)
 Euro = _bounded(float, 0, EURO_MAX)
 Km = _bounded(float, 0, KM_MAX)
 WholeKm = _bounded(int, 0, KM_MAX)
+Count = _bounded(int, 0, INTEGER_MAX)
 Quantity = _bounded(float, 0, QUANTITY_MAX)
 Timestamp = Annotated[datetime, BeforeValidator(_iso)]
 
@@ -135,7 +141,7 @@ class Cluster(Shape):
     firstVehicleId: Text
     externalTypeId: Text
     latestModelYear: Whole
-    vehicleCount: Whole
+    vehicleCount: Count  # below 0 it would let any shorter list through
     minPriceInEuroPerMonth: Euro
     fiscalValueInEuro: Euro
     additionPercentage: Quantity | None = None

@@ -70,6 +70,8 @@ class Showroom:
     refresh_hours: float
     clusters: int = 0
     cars: int = 0
+    counted: int = 0  # the clusters' vehicleCount, summed
+    unusable: int = 0  # listed entries without a usable id
     fetched: int = 0
     reused: int = 0
     anonymous_fallbacks: int = 0
@@ -157,18 +159,24 @@ def vehicle_clusters(showroom: Showroom) -> Iterator[Any]:
     """One row per make + model (`GET VehicleCluster`), replaced every run."""
     where = f"GET {CLUSTERS_ENDPOINT}"
     payload = showroom.member.get(CLUSTERS_ENDPOINT, {"Filters.Segment": SEGMENT})
-    seen: set[tuple[str, str]] = set()
+    # Compared without case: the API filters VehicleVariation so, and a cluster
+    # twice would list (and count) its cars twice.
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
     for item in expect_list(payload, where):
         problems: list[str] = []
         row = cluster_row(
             item, showroom.extracted_at, showroom.unknown_fields, problems
         )
         key = (row["make"], row["model"])
-        if key in seen:
-            raise ShapeError(f"{where}: cluster {key[0]} {key[1]} appears twice")
-        seen.add(key)
+        folded = (key[0].casefold(), key[1].casefold())
+        if folded in seen:
+            other = seen[folded]
+            also = "" if other == key else f" (as {other[0]} {other[1]} too)"
+            raise ShapeError(f"{where}: cluster {key[0]} {key[1]} appears twice{also}")
+        seen[folded] = key
         _warn(f"Cluster {key[0]} {key[1]}", problems)
         showroom.clusters += 1
+        showroom.counted += row["vehicle_count"]
         yield row | {"_dlt_id": row_key(*key)}
     if not seen:  # an empty table still gets a (truncating) job
         yield dlt.mark.materialize_table_schema()
@@ -222,6 +230,7 @@ def vehicles(cluster: Row, showroom: Showroom) -> list[Row] | None:
     page = []
     for item, car, problems in listed:
         if car is None:
+            showroom.count("unusable")
             shown = item.get("id") if isinstance(item, dict) else item
             log.warning("%s: skipped a car without a usable id (%.80r)", where, shown)
         elif showroom.first_listing(car, name):
