@@ -30,7 +30,7 @@ from loader.constants import SHOWROOM_URL
 # In every summary hash: bump it when the models change, so that the next run fetches
 # every car's details again instead of reusing rows of the old mapping.
 SHAPE_VERSION = "3"
-ID_MAX_CHARS = 64  # the API's ids are GUIDs (36 characters)
+ID_MAX_CHARS = 64  # an option's id (a car's is a GUID, 36 characters)
 TEXT_MAX_CHARS = 2_000
 INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1  # staging casts to PostgreSQL integer
 EURO_MAX, KM_MAX, QUANTITY_MAX = 1_000_000.0, 10_000_000.0, 1_000_000.0
@@ -72,12 +72,13 @@ def _bounded(kind: type, low: float, high: float) -> Any:
 Text = Annotated[
     str, StringConstraints(max_length=TEXT_MAX_CHARS), AfterValidator(_no_nul)
 ]
-VehicleId = Annotated[  # trimmed and lower-cased: " GUID " is the car "guid"
+# A car's id is a GUID, trimmed and lower-cased (" GUID " is the car "guid"). An
+# entry with any other id is a car without a usable id: skipped, counted, and never a
+# `GET Vehicle` the API refuses (400), which would fail every load.
+GUID_PATTERN = r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$"
+VehicleId = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=ID_MAX_CHARS, to_lower=True
-    ),
-    AfterValidator(_no_nul),
+    StringConstraints(strip_whitespace=True, pattern=GUID_PATTERN, to_lower=True),
 ]
 _VEHICLE_ID = TypeAdapter(VehicleId)
 Whole = _bounded(int, INTEGER_MIN, INTEGER_MAX)
