@@ -1,12 +1,14 @@
 """Turn a recipient's new windows into the email: subject, HTML and plain text.
 
 Grouped per cluster (make + model) with its picture and showroom link, one table row
-per vehicle. Strings from the API are untrusted: the HTML template autoescapes, and a
-link is only a link when it is http(s).
+per vehicle. Strings from the API are untrusted: the HTML template autoescapes, a
+link is only a link when it is http(s), and the subject holds no control character
+or encoded word (header_text).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -294,18 +296,40 @@ def subject_for(
     if more:
         counts.append(f"{more} more")
     head = ", ".join(counts) or "nothing new"
-    models = Counter(_model_name(row) for row in rows)
+    models = Counter(header_text(_model_name(row)) for row in rows)
     names = [name for name, _ in sorted(models.items(), key=lambda i: (-i[1], i[0]))]
     subject = head
     for index, name in enumerate(names):
         separator = ": " if index == 0 else ", "
         rest = len(names) - index - 1
-        candidate = subject + separator + " ".join(name.split())
+        candidate = subject + separator + name
         # Room for ", ..." when more models follow.
         if len(candidate) + (5 if rest else 0) > limit:
             return subject + (": ..." if index == 0 else ", ...")
         subject = candidate
     return subject
+
+
+# Bidirectional formatting (LRE to RLO, LRI to PDI): in a subject line they turn
+# the text after them around, the counts included.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], " ")
+
+
+def header_text(text: str) -> str:
+    """API text as it may stand in a header (the subject, a push title): one
+    line, no control characters, and no RFC 2047 encoded word.
+
+    Python's email package decodes an encoded word in the value it is given
+    before it writes the header (and, before 3.11.10 and 3.12.5, writes a CR LF
+    decoded so as it is: CVE-2024-6923): a model named
+    `=?utf-8?q?=0D=0AReply-To:_x?=` would add a header to the email, or end its
+    headers. `=?` is written `= ?`, which no encoded word begins with.
+    """
+    cleaned = "".join(
+        " " if unicodedata.category(char) == "Cc" else char
+        for char in text.translate(_BIDI_CONTROLS)
+    )
+    return " ".join(cleaned.split()).replace("=?", "= ?")
 
 
 def remainder(rows: Iterable[Mapping[str, Any]]) -> list[Remainder]:

@@ -1,0 +1,83 @@
+"""Adversarial inputs to the notifier, each through the real stages (simulated API
+over HTTP, PostgreSQL, dbt, aiosmtpd, a local HTTP endpoint for push) and each
+ending in exact rows and messages: every car once per recipient and channel,
+none lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from athlon_flex.settings import Settings
+from simulation.fake_api import FakeShowroom
+from tests.faults.invariant import (
+    RECIPIENT,
+    assert_nothing_lost_or_doubled,
+    notifications,
+)
+from tests.support.smtp import SmtpServer
+from watcher.cycle import run_cycle
+
+ANNA = RECIPIENT
+BOB = "bob@example.nl"
+CARLA = "carla@example.nl"
+
+
+def _subscriptions(tmp_path: Path, recipients: list[dict]) -> Path:
+    path = tmp_path / "subscriptions.yml"
+    path.write_text(yaml.safe_dump({"recipients": recipients}), encoding="utf-8")
+    return path
+
+
+def _texts(smtp_server: SmtpServer, recipient: str) -> list[str]:
+    return [mail.text for mail in smtp_server.mailbox(recipient)]
+
+
+# --- A car's name that is an RFC 2047 encoded word holding CR LF -----------------
+
+
+def test_a_car_name_that_decodes_to_cr_lf_injects_no_header_and_blanks_no_email(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    """The API's text reaches the Subject. Python's email package (before 3.11.10
+    and 3.12.5, CVE-2024-6923) decodes an encoded word in a header value it is
+    given and writes the CR LF it holds as they are: a model named so added a
+    Reply-To header to the email, or ended its headers, so the recipient got a
+    text/plain message without From, Message-ID or cars."""
+    catalog = showroom.catalog
+    reply_to = catalog.add_vehicle("Evil", "=?utf-8?q?=0D=0AReply-To:_a@e.io?=")
+    blank = catalog.add_vehicle("Evil", "=?utf-8?q?=0D=0A=0D=0AHi?=")
+    subscriptions = _subscriptions(
+        tmp_path,
+        [
+            {"email": ANNA},
+            {"email": BOB, "filters": {"model": "Reply-To"}},
+            {"email": CARLA, "filters": {"model": "Hi"}},
+        ],
+    )
+    settings = cycle_settings(showroom, notify_subscriptions_file=subscriptions)
+
+    run_cycle(settings)
+
+    (bob_mail,) = smtp_server.messages_to(BOB)
+    assert bob_mail.message["Reply-To"] is None
+    assert bob_mail.subject == "1 new: Evil = ?utf-8?q?=0D=0AReply-To:_a@e.io?="
+    assert bob_mail.message.get_all("Subject") == [bob_mail.subject]
+    (carla_mail,) = smtp_server.messages_to(CARLA)
+    assert carla_mail.message["From"] == "notifier@example.org"
+    assert carla_mail.message["Message-ID"] is not None
+    assert carla_mail.message.get_content_type() == "multipart/alternative"
+    assert blank.license_plate in carla_mail.text
+    assert reply_to.license_plate in bob_mail.text
+    for mail in smtp_server.messages:
+        assert "\r" not in mail.subject and "\n" not in mail.subject
+    assert_nothing_lost_or_doubled(settings, catalog, _texts(smtp_server, ANNA))
+    assert {(v, r) for v, _, r in notifications(settings) if r != ANNA} == {
+        (reply_to.id, BOB),
+        (blank.id, CARLA),
+    }
