@@ -149,8 +149,12 @@ def _scheme(url: str) -> str:
 def _instantiate(url: str) -> Any:
     apprise = _apprise()
     # Memory only: Apprise would otherwise keep plugin state in a cache folder
-    # under the user's home.
-    asset = apprise.AppriseAsset(storage_mode="memory")
+    # under the user's home. No redirects: requests turns a POST answered 301 or
+    # 302 (an http-to-https redirect in front of ntfy, a moved webhook) into a GET
+    # without the message, whose 200 Apprise takes for delivered: the cars would
+    # be recorded as pushed and never shown. A redirect is a failure that names
+    # its status, and the URL is fixed (or `?redirect=yes` added) by hand.
+    asset = apprise.AppriseAsset(storage_mode="memory", http_redirects=False)
     with _collecting():
         return apprise.Apprise.instantiate(url.strip(), asset=asset)
 

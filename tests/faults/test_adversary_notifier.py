@@ -5,12 +5,17 @@ none lost."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import yaml
 
 from athlon_flex.settings import Settings
+from notifier.errors import NotifyError
+from notifier.push import channel_key
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
@@ -81,3 +86,83 @@ def test_a_car_name_that_decodes_to_cr_lf_injects_no_header_and_blanks_no_email(
         (reply_to.id, BOB),
         (blank.id, CARLA),
     }
+
+
+# --- A push endpoint that redirects ----------------------------------------------
+
+
+class RedirectingEndpoint:
+    """POST /old answers 302 to /new; GET anything answers 200 (what a web app or
+    an http-to-https redirect in front of ntfy does). Only a POST to /new is a
+    delivered push."""
+
+    def __init__(self) -> None:
+        owner = self
+        self.posts: list[tuple[str, bytes]] = []
+        self.gets: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # http.server's hook name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.posts.append((self.path, body))
+                if self.path == "/old":
+                    self.send_response(302)
+                    self.send_header("Location", "/new")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # http.server's hook name
+                owner.gets.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.server.server_port}/{path}"
+
+    def delivered(self) -> list[bytes]:
+        return [body for path, body in self.posts if path == "/new"]
+
+
+@pytest.fixture
+def redirecting() -> Iterator[RedirectingEndpoint]:
+    endpoint = RedirectingEndpoint()
+    yield endpoint
+    endpoint.server.shutdown()
+    endpoint.server.server_close()
+
+
+def test_a_push_endpoint_that_redirects_is_a_failure_not_a_push_told(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    redirecting: RedirectingEndpoint,
+    tmp_path: Path,
+) -> None:
+    """Apprise follows redirects by default and requests turns a POST answered
+    302 into a GET without the message: the GET's 200 counted as delivered, so
+    the cars were recorded as pushed and the phone never heard of them."""
+    url = redirecting.url("old")
+    subscriptions = _subscriptions(tmp_path, [{"email": ANNA, "apprise": [url]}])
+    settings = cycle_settings(showroom, notify_subscriptions_file=subscriptions)
+
+    with pytest.raises(NotifyError, match=channel_key(url)):
+        run_cycle(settings)
+
+    key = channel_key(url)
+    assert redirecting.delivered() == []
+    assert [r for _, _, r in notifications(settings) if r == key] == []
+    # The email channel is served all the same.
+    assert_nothing_lost_or_doubled(
+        settings, showroom.catalog, _texts(smtp_server, ANNA)
+    )
