@@ -58,6 +58,14 @@ def normalize_address(value: object) -> str:
     local, at, domain = address.rpartition("@")
     if not (local and at and "." in domain.strip(".")) or "@" in local:
         raise ValueError(f"{shown} is not an email address")
+    # `example.nl.` is `example.nl` written fully qualified: one mailbox in two
+    # spellings (each would get every car), or one the server refuses every run.
+    # Empty labels and dots at the ends of the local part are not an address.
+    if "" in domain.split(".") or "" in local.split("."):
+        raise ValueError(
+            f"{shown} is not an email address (a dot at the start or end of its "
+            "name or domain, or two dots in a row)"
+        )
     return address.lower()
 
 

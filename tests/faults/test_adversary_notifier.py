@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from athlon_flex.settings import Settings
-from notifier.errors import NotifyError
+from notifier.errors import NotifyConfigurationError, NotifyError
 from notifier.push import channel_key
 from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
@@ -166,3 +166,28 @@ def test_a_push_endpoint_that_redirects_is_a_failure_not_a_push_told(
     assert_nothing_lost_or_doubled(
         settings, showroom.catalog, _texts(smtp_server, ANNA)
     )
+
+
+# --- One mailbox spelled with the root's trailing dot ----------------------------
+
+
+def test_a_domain_with_a_trailing_dot_is_refused_not_a_second_recipient(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    """`example.nl.` is the fully qualified `example.nl`: one mailbox. Taken as
+    another recipient, it got every car a second time (mail servers such as
+    Postfix strip the dot and deliver both)."""
+    subscriptions = _subscriptions(tmp_path, [{"email": ANNA}, {"email": ANNA + "."}])
+    settings = cycle_settings(showroom, notify_subscriptions_file=subscriptions)
+
+    with pytest.raises(NotifyConfigurationError, match=r"recipient #2") as refused:
+        run_cycle(settings)
+
+    assert "\n" not in str(refused.value)
+    assert smtp_server.messages == []
+    assert notifications(settings) == []
+    with pytest.raises(Exception, match="not an email address"):
+        cycle_settings(showroom, email_to=[ANNA, "bob@example.nl."])
