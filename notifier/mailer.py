@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import bisect
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -532,6 +533,56 @@ def _describe_error(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class _EndedBeforeData(Exception):
+    """The connection ended (or the server said 421) at MAIL FROM: nothing of the
+    message was sent. `error` is what smtplib raised or would have."""
+
+    def __init__(self, error: smtplib.SMTPException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reset(smtp: smtplib.SMTP, code: int) -> None:
+    """After a refusal: 421 ends the session (close), any other code resets it."""
+    if code == 421:
+        smtp.close()
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        smtp.rset()
+
+
+def _transaction(
+    smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes
+) -> None:
+    """`smtp.sendmail(sender, [recipient], message)`, step by step (MAIL, RCPT,
+    DATA; the same commands and errors), so that a connection found ended at
+    MAIL FROM, before any of the message went out, is told apart
+    (_EndedBeforeData) from one that broke during or after DATA, which may have
+    delivered it."""
+    try:
+        smtp.ehlo_or_helo_if_needed()
+        options = []
+        if smtp.does_esmtp and smtp.has_extn("size"):
+            options.append(f"size={len(message)}")
+        code, reply = smtp.mail(sender, options)
+    except smtplib.SMTPServerDisconnected as error:
+        raise _EndedBeforeData(error) from None
+    if code != 250:
+        _reset(smtp, code)
+        refusal = smtplib.SMTPSenderRefused(code, reply, sender)
+        if code == 421:
+            raise _EndedBeforeData(refusal)
+        raise refusal
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        _reset(smtp, code)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = smtp.data(message)
+    if code != 250:
+        _reset(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
 class Mailer:
     """One SMTP connection for a run's messages, reopened after a failure."""
 
@@ -539,6 +590,7 @@ class Mailer:
         self.transport = transport
         self._client = None
         self._refusal: MailError | None = None  # of an `open` that failed
+        self._used = False  # a message went over the connection open now
 
     def __enter__(self) -> Mailer:
         return self
@@ -602,12 +654,37 @@ class Mailer:
 
     def send(self, message: bytes, recipient: str) -> None:
         """Deliver these bytes (as_wire_bytes) to one recipient, or raise MailError
-        saying why not and whether the server certainly refused it."""
+        saying why not and whether the server certainly refused it.
+
+        A connection kept from the message before may have ended since (the
+        server hung up after its 250, or answers MAIL FROM with 421): that shows
+        before any of this message is sent, so it goes over a new connection,
+        once, rather than fail a recipient for the message before theirs.
+        """
+        reused = self._client is not None and self._used
         self._open()
         try:
-            refused = self._client.smtp.sendmail(
-                self.transport.sender, [recipient], message
-            )
+            try:
+                _transaction(
+                    self._client.smtp, self.transport.sender, recipient, message
+                )
+                self._used = True
+            except _EndedBeforeData as ended:
+                if not reused:
+                    raise ended.error from None
+                log.debug(
+                    "SMTP connection ended before this message (%s); connecting again",
+                    _describe_error(ended.error),
+                )
+                self.close()
+                self._open()
+                try:
+                    _transaction(
+                        self._client.smtp, self.transport.sender, recipient, message
+                    )
+                    self._used = True
+                except _EndedBeforeData as again:
+                    raise again.error from None
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             # A reply code is a refusal (4xx/5xx: the server did not take it); a
@@ -619,13 +696,10 @@ class Mailer:
                 f"SMTP {self.transport.describe()}: {_describe_error(error)}",
                 refused=certain,
             ) from None
-        if refused:
-            raise MailError(
-                f"SMTP {self.transport.describe()}: refused {refused}", refused=True
-            )
 
     def close(self) -> None:
         """Say QUIT (best effort) and forget the connection."""
         client, self._client = self._client, None
+        self._used = False
         if client is not None:
             client.close()

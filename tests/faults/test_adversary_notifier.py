@@ -9,9 +9,11 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
 
 from athlon_flex.settings import Settings
 from notifier.errors import NotifyConfigurationError, NotifyError
@@ -22,7 +24,7 @@ from tests.faults.invariant import (
     assert_nothing_lost_or_doubled,
     notifications,
 )
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import HOST, RecordingHandler, SmtpServer, _free_port
 from watcher.cycle import run_cycle
 
 ANNA = RECIPIENT
@@ -191,3 +193,57 @@ def test_a_domain_with_a_trailing_dot_is_refused_not_a_second_recipient(
     assert notifications(settings) == []
     with pytest.raises(Exception, match="not an email address"):
         cycle_settings(showroom, email_to=[ANNA, "bob@example.nl."])
+
+
+# --- An SMTP server that hangs up after each message it took ---------------------
+
+
+class HangUpAfterEachMessage(RecordingHandler):
+    """Takes a message, says 250, then ends the connection without waiting for
+    QUIT (a relay that takes one message per session, or one that restarted)."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        await server.push(reply)  # the client hears 250 ...
+        server.transport.close()  # ... and then the connection is gone
+        return reply  # written to a closed transport: nothing goes out
+
+
+@pytest.fixture
+def hanging_up() -> Iterator[SmtpServer]:
+    handler = HangUpAfterEachMessage()
+    controller = Controller(handler, hostname=HOST, port=_free_port())
+    controller.start()
+    try:
+        yield SmtpServer(
+            host=HOST, port=controller.port, handler=handler, controller=controller
+        )
+    finally:
+        controller.stop()
+
+
+def test_a_server_that_hangs_up_after_a_message_fails_no_one_after_it(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    hanging_up: SmtpServer,
+) -> None:
+    """The message before was taken (250); the connection then ended. The next
+    message, to another recipient, went over the dead connection: SMTP says
+    "connection closed" at MAIL FROM, before any of it was sent, yet it counted as
+    "may have been taken", so that recipient was skipped (the run failed) and
+    served a cycle late. A connection found dead before DATA is opened again."""
+    settings = cycle_settings(
+        showroom, email_to=[ANNA, BOB, CARLA], smtp_port=hanging_up.port
+    )
+
+    summary = run_cycle(settings)
+
+    assert summary.notify.emails_sent == 3
+    assert [m.rcpt_tos for m in hanging_up.messages] == [(ANNA,), (BOB,), (CARLA,)]
+    for recipient in (ANNA, BOB, CARLA):
+        assert_nothing_lost_or_doubled(
+            settings,
+            showroom.catalog,
+            _texts(hanging_up, recipient),
+            recipient=recipient,
+        )
