@@ -55,6 +55,16 @@ def _options() -> re2.Options:
     return options
 
 
+# How much of a refused pattern an error quotes.
+QUOTED_PATTERN_CHARS = 100
+
+
+def _cut(text: str) -> str:
+    if len(text) <= QUOTED_PATTERN_CHARS:
+        return text
+    return f"{text[:QUOTED_PATTERN_CHARS]}... ({len(text):,} characters)"
+
+
 def _compile(key: str, value: Any) -> Any:
     """A regex from a filter value; plain numbers and booleans must match exactly.
 
@@ -69,9 +79,12 @@ def _compile(key: str, value: Any) -> Any:
             reason = error.args[0] if error.args else error
             if isinstance(reason, bytes):
                 reason = reason.decode(errors="replace")
+            # RE2's reason quotes the pattern: both are cut, so a pattern of
+            # megabytes still makes an error a person can read.
             raise ValueError(
-                f"key {key!r}: regex {value!r} is refused ({reason}); filters use "
-                "RE2 syntax, without backreferences or lookaround"
+                f"key {key!r}: regex {_cut(value)!r} is refused "
+                f"({_cut(str(reason))}); filters use RE2 syntax, without "
+                "backreferences or lookaround"
             ) from None
     if isinstance(value, bool | int | float):
         return re2.compile(f"^{re2.escape(as_text(value))}$", _options())

@@ -5,6 +5,8 @@ none lost."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,7 @@ from simulation.fake_api import FakeShowroom
 from tests.faults.invariant import (
     RECIPIENT,
     assert_nothing_lost_or_doubled,
+    cli_env,
     notifications,
 )
 from tests.support.smtp import HOST, RecordingHandler, SmtpServer, _free_port
@@ -247,3 +250,43 @@ def test_a_server_that_hangs_up_after_a_message_fails_no_one_after_it(
             _texts(hanging_up, recipient),
             recipient=recipient,
         )
+
+
+# --- A filter regex at its limits -----------------------------------------------
+
+
+def test_a_refused_regex_is_one_short_line_and_exit_2(
+    showroom: FakeShowroom,
+    cycle_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    """RE2 refuses a pattern too big for it, and its reason quotes the pattern:
+    the error was one line of 200 KB naming the recipient somewhere in it.
+    Both quotes are cut."""
+    pattern = "(x" * 50_000
+    subscriptions = _subscriptions(
+        tmp_path, [{"email": ANNA}, {"email": BOB, "filters": {"model": pattern}}]
+    )
+    settings = cycle_settings(showroom, notify_subscriptions_file=subscriptions)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher.cli", "run"],
+        cwd=tmp_path,
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(
+        f"error: Subscriptions file {subscriptions} is invalid: recipient #2 "
+        f"({BOB}), filters.0: key 'model': regex "
+    )
+    assert "is refused (missing ): (x(x(x" in line
+    assert line.endswith("; nothing was sent or recorded.")
+    assert len(line) < 1_000
+    assert smtp_server.messages == []
