@@ -1,0 +1,188 @@
+"""What an operator meets when a setting or the data dir is wrong: one line, exit 2.
+
+Each test runs the real `athlon-flex` in a process of its own with its own
+environment, as a user does, and asserts the exit code, the one line on stderr and
+that nothing else changed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulation.fake_api import FakeShowroom
+
+_OURS = ("POSTGRES_", "EMAIL_", "SMTP_", "GOOGLE_", "ATHLON_", "NOTIFY_", "ALERT_")
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    env.update(settings)
+    return env
+
+
+def _cli(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "watcher.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        # Accepted before, then every load failed (exit 1) deep inside httpx or
+        # timedelta, or `watch` died with a traceback in Event.wait.
+        ("ATHLON_HTTP_TIMEOUT_SECONDS", "inf", "Input should be a finite number"),
+        ("ATHLON_HTTP_TIMEOUT_SECONDS", "1e20", "Input should be less than or equal"),
+        ("ATHLON_DETAILS_REFRESH_HOURS", "inf", "Input should be a finite number"),
+        ("ATHLON_DETAILS_REFRESH_HOURS", "1e20", "Input should be less than or equal"),
+        ("ATHLON_WATCH_INTERVAL_SECONDS", "1e20", "Input should be less than or equal"),
+        ("ATHLON_WATCH_CYCLE_SECONDS", "inf", "Input should be a finite number"),
+        ("ATHLON_WATCH_MIN_GAP_SECONDS", "1e309", "Input should be a finite number"),
+    ],
+)
+def test_an_unbounded_number_is_refused_in_one_line(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    env = _env(ATHLON_DATA_DIR=str(tmp_path / "data"), **{name: value})
+    result = _cli("status", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert _one_line(result.stderr).startswith(
+        f"error: Invalid configuration: {name}={value!r}: {expected}"
+    )
+    assert not (tmp_path / "data").exists()
+
+
+def test_watch_with_a_huge_interval_stops_in_one_line_not_a_traceback(
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    env = _env(
+        ATHLON_API_URL=fake_api.url,
+        ATHLON_DATA_DIR=str(embedded_data_dir),
+        ATHLON_WATCH_INTERVAL_SECONDS="1e20",
+        ATHLON_WATCH_CYCLE_SECONDS="1e20",
+    )
+    result = _cli("watch", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr).startswith(
+        "error: Invalid configuration: ATHLON_WATCH_INTERVAL_SECONDS='1e20': "
+    )
+    assert not (embedded_data_dir / "pgdata").exists()  # refused before starting
+
+
+def test_a_data_dir_that_is_a_file_stops_in_one_line(tmp_path: Path) -> None:
+    occupied = tmp_path / "athlon"
+    occupied.write_text("not a folder\n", encoding="utf-8")
+    env = _env(
+        ATHLON_API_URL="http://127.0.0.1:9/api/v1", ATHLON_DATA_DIR=str(occupied)
+    )
+    result = _cli("load", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        f"error: ATHLON_DATA_DIR='{occupied}': cannot create the data folder "
+        "(not a folder); point it at a writable folder. Nothing was changed."
+    )
+    assert occupied.read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_a_data_dir_under_a_file_stops_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    below = tmp_path / "file" / "athlon"
+    env = _env(ATHLON_API_URL="http://127.0.0.1:9/api/v1", ATHLON_DATA_DIR=str(below))
+    result = _cli("run", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        f"error: ATHLON_DATA_DIR='{below}': cannot create the data folder "
+        "(Not a directory); point it at a writable folder. Nothing was changed."
+    )
+
+
+def test_a_nul_byte_in_a_path_from_dotenv_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"ATHLON_DATA_DIR=/tmp/athlon\x00flex\n")
+    result = _cli("load", cwd=tmp_path, env=_env())
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        "error: Invalid configuration: ATHLON_DATA_DIR: contains a NUL byte"
+    )
+
+
+def test_a_nul_byte_in_the_subscriptions_path_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"NOTIFY_SUBSCRIPTIONS_FILE=subs\x00.yml\n")
+    result = _cli("notify", "--test", cwd=tmp_path, env=_env())
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        "error: Invalid configuration: NOTIFY_SUBSCRIPTIONS_FILE: contains a NUL byte"
+    )
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    # An old .docker-env saved as Latin-1 (José), a password on the next line.
+    (tmp_path / ".env").write_bytes(
+        b"EMAIL_FROM=jos\xe9@example.nl\nSMTP_PASSWORD=hunter2\n"
+    )
+    result = _cli("status", cwd=tmp_path, env=_env())
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        "error: Invalid configuration: .env is not UTF-8 text (invalid continuation "
+        "byte at byte 14); save it as UTF-8"
+    )
+    assert "hunter2" not in result.stderr
+
+
+def test_a_stale_pid_file_naming_another_live_process(
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    """After a crash or a reboot postmaster.pid stays; its pid may be anyone's."""
+    env = _env(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir))
+    first = _cli("load", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    pid_file = embedded_data_dir / "pgdata" / "postmaster.pid"
+    lines = pid_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    stopped = _cli("stop", cwd=tmp_path, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not pid_file.exists()
+
+    other = subprocess.Popen(["sleep", "300"])  # the pid's new owner
+    try:
+        # The server the file names started an hour ago; its pid is `sleep`'s now.
+        started = f"{int(time.time()) - 3600}\n"
+        stale = [f"{other.pid}\n", lines[1], started, *lines[3:]]
+        pid_file.write_text("".join(stale), encoding="utf-8")
+
+        status = _cli("status", cwd=tmp_path, env=env)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.splitlines()[-1] == (
+            f"embedded PostgreSQL: stopped (data in {embedded_data_dir / 'pgdata'})"
+        )
+        again = _cli("load", cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert "details fetched 0, reused" in again.stdout
+        assert other.poll() is None  # never signalled
+        status = _cli("status", cwd=tmp_path, env=env)
+        assert status.stdout.splitlines()[-1].startswith(
+            "embedded PostgreSQL: running, pid "
+        )
+        assert f"pid {other.pid}," not in status.stdout
+    finally:
+        other.kill()
+        other.wait()
