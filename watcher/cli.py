@@ -416,7 +416,15 @@ def import_original_filter(
     if output is None:
         typer.echo(document, nl=False)
     else:
-        output.write_text(document, encoding="utf-8")
+        try:  # "x": never overwrites, also a file created since the check above
+            with output.open("x", encoding="utf-8") as handle:
+                handle.write(document)
+        except FileExistsError:
+            raise refuse(f"{output} exists; choose another --output") from None
+        except OSError as error:  # a missing folder, a read-only file system
+            raise refuse(
+                f"cannot write {output}: {error.strerror or error}; nothing was written"
+            ) from None
         typer.echo(f"wrote {output}; set NOTIFY_SUBSCRIPTIONS_FILE to it", err=True)
 
 

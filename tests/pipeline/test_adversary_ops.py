@@ -186,3 +186,26 @@ def test_a_stale_pid_file_naming_another_live_process(
     finally:
         other.kill()
         other.wait()
+
+
+def test_import_original_filter_into_a_missing_folder_is_one_error_line(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "no-such-folder" / "subscriptions.yml"
+    result = _cli(
+        "import-original-filter",
+        '{"make": "Tesla"}',
+        "--email",
+        "anna@example.nl",
+        "--output",
+        str(target),
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "mapped make -> make",
+        f"error: cannot write {target}: No such file or directory; nothing was written",
+    ]
+    assert not target.parent.exists()
