@@ -431,7 +431,9 @@ def import_original_filter(
 @app.command("fake-api")
 def fake_api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")
+    ] = 8000,
     clusters: Annotated[int, typer.Option(min=0, help="Makes and models.")] = 100,
     vehicles_per_cluster: Annotated[
         int, typer.Option(min=1, help="Vehicles in each cluster.")
@@ -448,16 +450,20 @@ def fake_api(
     """Serve the simulated showroom API (set ATHLON_API_URL to the printed URL)."""
     from simulation.fake_api import serve
 
-    serve(
-        host=host,
-        port=port,
-        clusters=clusters,
-        vehicles_per_cluster=vehicles_per_cluster,
-        latency_ms=latency_ms,
-        seed=seed,
-        username=username,
-        password=password,
-    )
+    try:
+        serve(
+            host=host,
+            port=port,
+            clusters=clusters,
+            vehicles_per_cluster=vehicles_per_cluster,
+            latency_ms=latency_ms,
+            seed=seed,
+            username=username,
+            password=password,
+        )
+    except (OSError, ValueError) as error:  # a taken port, half a login
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -559,7 +565,9 @@ def bench(
 
 @app.command()
 def docs(
-    port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8081,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the docs site.")
+    ] = 8081,
     generate_only: Annotated[
         bool,
         typer.Option(

@@ -8,6 +8,7 @@ that nothing else changed.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -209,3 +210,48 @@ def test_import_original_filter_into_a_missing_folder_is_one_error_line(
         f"error: cannot write {target}: No such file or directory; nothing was written",
     ]
     assert not target.parent.exists()
+
+
+def test_fake_api_on_a_taken_port_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli(
+            "fake-api", "--port", str(port), cwd=tmp_path, env=_env(), timeout=60
+        )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        f"error: The simulated showroom cannot listen on 127.0.0.1:{port} (Address "
+        "already in use); pick another port or stop what is using it."
+    )
+
+
+def test_fake_api_with_half_a_login_is_one_error_line(tmp_path: Path) -> None:
+    result = _cli(
+        "fake-api", "--port", "0", "--username", "u", cwd=tmp_path, env=_env()
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        "error: Give both username and password, or neither"
+    )
+
+
+def test_docs_on_a_taken_port_is_one_error_line(
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    env = _env(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir))
+    assert _cli("run", cwd=tmp_path, env=env).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli("docs", "--port", str(port), cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    site = embedded_data_dir / "dbt" / "docs"
+    assert result.stderr.splitlines()[-1] == (
+        f"error: Cannot serve the docs site on 127.0.0.1:{port} (Address already "
+        f"in use); pick another --port. The site stays in {site}."
+    )
+    assert (site / "index.html").exists()
