@@ -8,6 +8,7 @@ that nothing else changed.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -255,3 +256,52 @@ def test_docs_on_a_taken_port_is_one_error_line(
         f"in use); pick another --port. The site stays in {site}."
     )
     assert (site / "index.html").exists()
+
+
+def test_watch_outlives_its_database_going_away_between_cycles(
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    """A PostgreSQL restart between two cycles is a failed poll, not the end."""
+    from athlon_flex.database import embedded_status
+
+    server_env = _env(
+        ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir)
+    )
+    assert _cli("load", cwd=tmp_path, env=server_env).returncode == 0
+    socket_dir = embedded_status(embedded_data_dir).socket_dir
+    assert socket_dir
+    log_path = tmp_path / "watch.log"
+    watch_env = _env(
+        ATHLON_API_URL=fake_api.url,
+        ATHLON_DATA_DIR=str(tmp_path / "watch-data"),
+        POSTGRES_HOST=socket_dir,
+        ATHLON_WATCH_INTERVAL_SECONDS="0.5",
+    )
+    with log_path.open("w", encoding="utf-8") as log:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "watcher.cli", "watch"],
+            cwd=tmp_path,
+            env=watch_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "Scheduled cycle done" not in log_path.read_text(encoding="utf-8"):
+            assert watch.poll() is None, log_path.read_text(encoding="utf-8")
+            assert time.monotonic() < deadline, log_path.read_text(encoding="utf-8")
+            time.sleep(0.2)
+        stopped = _cli("stop", cwd=tmp_path, env=server_env)
+        assert stopped.returncode == 0, stopped.stderr
+        time.sleep(3)  # several polls against a server that is not there
+        text = log_path.read_text(encoding="utf-8")
+        assert watch.poll() is None, text[-3000:]
+        assert "Watch: Could not read raw.vehicle_clusters: Cannot connect" in text
+        watch.send_signal(signal.SIGTERM)
+        assert watch.wait(timeout=60) == 0
+        assert log_path.read_text(encoding="utf-8").splitlines()[-1] == "watch stopped"
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
