@@ -192,6 +192,24 @@ class Settings(BaseSettings):
             raise ValueError("contains a NUL byte")
         return value
 
+    @field_validator(
+        "athlon_api_url",
+        "athlon_data_dir",
+        "postgres_host",
+        "postgres_user",
+        "smtp_host",
+        "smtp_user",
+        "notify_subscriptions_file",
+        mode="before",
+    )
+    @classmethod
+    def _no_stray_whitespace(cls, value: object) -> object:
+        # `ATHLON_DATA_DIR=/srv/athlon ` (a space pasted into an env file) is
+        # another folder, `SMTP_HOST= x` another host: refused, never guessed.
+        if isinstance(value, str) and value != value.strip():
+            raise ValueError("starts or ends with whitespace; remove it")
+        return value
+
     @field_validator("email_to", "alert_email_to")
     @classmethod
     def _addresses_follow_the_rule(

@@ -305,3 +305,26 @@ def test_watch_outlives_its_database_going_away_between_cycles(
         if watch.poll() is None:
             watch.kill()
             watch.wait()
+
+
+def test_a_trailing_space_in_the_data_dir_is_refused_in_one_line(
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    """`ATHLON_DATA_DIR=/srv/athlon ` (a space pasted into an env file) is another
+    folder: it was created, a second server failed to start in it (exit 1, a
+    message naming no setting), beside the real history."""
+    env = _env(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir))
+    first = _cli("run", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    vehicles = len(fake_api.catalog.vehicles)
+    assert f"console: {vehicles} vehicles, {vehicles} recorded" in first.stdout
+
+    spaced = f"{embedded_data_dir} "
+    again = _cli("run", cwd=tmp_path, env={**env, "ATHLON_DATA_DIR": spaced})
+    assert again.returncode == 2, again.stdout + again.stderr[-2000:]
+    assert _one_line(again.stderr) == (
+        f"error: Invalid configuration: ATHLON_DATA_DIR={spaced!r}: starts or ends "
+        "with whitespace; remove it"
+    )
+    assert not Path(spaced).exists()
+    assert again.stdout == ""
