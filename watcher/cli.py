@@ -267,6 +267,9 @@ def status() -> None:
 
     typer.echo(f"dbt project: {PROJECT_DIR}")
     typer.echo(f"Airflow DAGs: {dags_folder()}")
+    demo = embedded_status(_demo_dir(settings))
+    if demo.running:  # `athlon-flex demo` leaves its own server running
+        typer.echo(f"the demo's {demo}")
     if not settings.uses_embedded_postgres:
         typer.echo(
             f"PostgreSQL: {settings.postgres_host}:{settings.postgres_port}/"
@@ -276,13 +279,35 @@ def status() -> None:
     typer.echo(str(embedded_status(settings.data_dir)))
 
 
+def _demo_dir(settings: Settings) -> Path:
+    """Where `athlon-flex demo` keeps its own embedded server (simulation/demo.py)."""
+    return settings.data_dir / "demo"
+
+
 @app.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL (its data stays; the next command restarts it)."""
     settings = _settings()
     from athlon_flex.database import embedded_status, stop_embedded
 
+    demo_dir = _demo_dir(settings)
+    demo_running = embedded_status(demo_dir).running
+    if demo_running:
+        # Under the demo server's own lock (a demo still running is refused), on
+        # its `postgres` database, so that nothing is created there.
+        demo = settings.model_copy(
+            update={
+                "athlon_data_dir": demo_dir,
+                "postgres_host": None,
+                "postgres_db": "postgres",
+            }
+        )
+        _run_stage(_locked(demo, lambda: None))
+        _run_stage(lambda: stop_embedded(demo_dir))
+        typer.echo(f"the demo's embedded PostgreSQL stopped; data kept in {demo_dir}")
     if not settings.uses_embedded_postgres:
+        if demo_running:
+            return
         typer.echo("error: POSTGRES_HOST is set: there is no embedded server", err=True)
         raise typer.Exit(code=2)
     if not embedded_status(settings.data_dir).running:

@@ -328,3 +328,41 @@ def test_a_trailing_space_in_the_data_dir_is_refused_in_one_line(
     )
     assert not Path(spaced).exists()
     assert again.stdout == ""
+
+
+def test_status_and_stop_know_the_server_the_demo_left_running(
+    embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    """README: `status` shows the embedded PostgreSQL, `stop` stops it. After
+    `demo`, one ran under ATHLON_DATA_DIR/demo that `status` called stopped and
+    `stop` called already stopped."""
+    from athlon_flex.database import embedded_status
+
+    env = _env(ATHLON_DATA_DIR=str(embedded_data_dir))
+    demo = _cli(
+        "demo",
+        "--cycles",
+        "2",
+        "--clusters",
+        "2",
+        "--vehicles-per-cluster",
+        "2",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    demo_dir = embedded_data_dir / "demo"
+    running = embedded_status(demo_dir)
+    assert running.running
+
+    status = _cli("status", cwd=tmp_path, env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"the demo's {running}" in status.stdout.splitlines()
+
+    stop = _cli("stop", cwd=tmp_path, env=env)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stdout.splitlines() == [
+        f"the demo's embedded PostgreSQL stopped; data kept in {demo_dir}",
+        f"embedded PostgreSQL already stopped ({embedded_data_dir})",
+    ]
+    assert not embedded_status(demo_dir).running
