@@ -366,3 +366,18 @@ def test_status_and_stop_know_the_server_the_demo_left_running(
         f"embedded PostgreSQL already stopped ({embedded_data_dir})",
     ]
     assert not embedded_status(demo_dir).running
+
+
+def test_a_subscriptions_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    subscriptions = tmp_path / "subscriptions.yml"
+    subscriptions.write_bytes(
+        b"recipients:\n  - email: anna@example.nl\n    name: Jos\xe9\n"
+    )
+    env = _env(NOTIFY_SUBSCRIPTIONS_FILE=str(subscriptions))
+    result = _cli("notify", "--test", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        f"error: Subscriptions file {subscriptions} is not UTF-8 text (invalid "
+        "continuation byte at byte 52); save it as UTF-8; nothing was sent or "
+        "recorded."
+    )
