@@ -410,6 +410,11 @@ def import_original_filter(
             text = Path(old_filter[1:]).read_text(encoding="utf-8")
         except OSError as error:
             raise refuse(f"cannot read {old_filter[1:]}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise refuse(
+                f"{old_filter[1:]} is not UTF-8 text ({error.reason} at byte "
+                f"{error.start}); save it as UTF-8"
+            ) from None
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as error:

@@ -381,3 +381,21 @@ def test_a_subscriptions_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> No
         "continuation byte at byte 52); save it as UTF-8; nothing was sent or "
         "recorded."
     )
+
+
+def test_import_original_filter_from_a_latin1_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "filter.json").write_bytes(b'{"make": "Citro\xebn"}')
+    result = _cli(
+        "import-original-filter",
+        "@filter.json",
+        "--email",
+        "anna@example.nl",
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr) == (
+        "error: filter.json is not UTF-8 text (invalid continuation byte at byte "
+        "15); save it as UTF-8"
+    )
+    assert result.stdout == ""
