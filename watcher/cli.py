@@ -360,7 +360,16 @@ def migrate_from_original(
             err=True,
         )
         raise typer.Exit(code=2)
-    recipients = tuple(recipient or settings.email_to)
+    if recipient:  # the one rule for addresses (athlon_flex/addresses.py)
+        from athlon_flex.addresses import unique_addresses
+
+        try:
+            recipients = tuple(unique_addresses(recipient, where="--recipient"))
+        except ValueError as error:
+            typer.echo(f"error: --recipient: {error}", err=True)
+            raise typer.Exit(code=2) from None
+    else:
+        recipients = tuple(settings.email_to)
     summary = _run_stage(
         _locked(
             settings,

@@ -13,11 +13,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from athlon_flex.database import connect, ensure_postgres
 from simulation.fake_api import FakeShowroom
+from tests.original.test_migrate import _old_history, source  # noqa: F401
+from tests.support.original_database import OriginalDatabase
 
 _OURS = ("POSTGRES_", "EMAIL_", "SMTP_", "GOOGLE_", "ATHLON_", "NOTIFY_", "ALERT_")
 
@@ -399,3 +403,55 @@ def test_import_original_filter_from_a_latin1_file_is_one_line(tmp_path: Path) -
         "15); save it as UTF-8"
     )
     assert result.stdout == ""
+
+
+def test_migrate_refuses_a_recipient_that_is_not_an_address(
+    source: tuple[str, OriginalDatabase],  # noqa: F811 - the fixture imported above
+    make_settings: Callable,
+    tmp_path: Path,
+) -> None:
+    """`--recipient` was written as given into notifier.notifications: a typo
+    (or `Anna@Example.nl`) became a recipient of its own, beside the one rule."""
+    url, old = source
+    _old_history(old, ["a1", "b1", "c1", "d1"])
+    settings = make_settings()
+    env = _env(
+        POSTGRES_HOST=settings.postgres_host,
+        POSTGRES_PORT=str(settings.postgres_port),
+        POSTGRES_USER=settings.postgres_user,
+        POSTGRES_DB=settings.postgres_db,
+        ATHLON_DATA_DIR=str(tmp_path / "athlon"),
+        ORIGINAL_DATABASE_URL=url,
+    )
+    bad = _cli(
+        "migrate-from-original",
+        "--apply",
+        "--recipient",
+        "anna@example.nl",
+        "--recipient",
+        "bob at example.nl",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert bad.returncode == 2, bad.stdout + bad.stderr[-2000:]
+    assert _one_line(bad.stderr) == (
+        "error: --recipient: 'bob at example.nl' is not an email address (it "
+        "contains a space)"
+    )
+    with connect(ensure_postgres(settings)) as conn, conn.cursor() as cursor:
+        cursor.execute("select to_regclass('notifier.notifications')")
+        table = cursor.fetchone()[0]
+        if table is not None:
+            cursor.execute("select count(*) from notifier.notifications")
+            assert cursor.fetchone()[0] == 0
+
+    mixed = _cli(
+        "migrate-from-original",
+        "--apply",
+        "--recipient",
+        "Anna@Example.NL",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert mixed.returncode == 0, mixed.stderr[-2000:]
+    assert "notifications (for anna@example.nl): 4 read, 4 added" in mixed.stdout
