@@ -140,8 +140,24 @@ def _read_postmaster_info(pgdata: Path):  # -> PostmasterInfo | None
 
 
 def _forget_stale_pid_file(pgdata: Path) -> None:
-    """Remove a postmaster.pid whose pid now belongs to another process."""
+    """Remove a postmaster.pid whose pid now belongs to another process, or one
+    that stays unreadable (empty after a power cut) and names no live process."""
+    pid_file = pgdata / "postmaster.pid"
     info = _read_postmaster_info(pgdata)
+    if info is None and pid_file.is_file():
+        first = pid_file.read_text(encoding="utf-8", errors="replace").split("\n")[0]
+        if first.strip().isdigit():
+            import psutil
+
+            if psutil.pid_exists(int(first)):
+                return  # a server writing it still: pgserver will say so
+        log.warning(
+            "%s cannot be read (%r...): removing it and starting the server",
+            pid_file,
+            first[:20],
+        )
+        pid_file.unlink(missing_ok=True)
+        return
     if info is not None and info.is_running() and not _is_our_postmaster(info):
         log.warning(
             "%s names pid %s, which is another process now (the server stopped "

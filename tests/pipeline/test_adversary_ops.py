@@ -455,3 +455,21 @@ def test_migrate_refuses_a_recipient_that_is_not_an_address(
     )
     assert mixed.returncode == 0, mixed.stderr[-2000:]
     assert "notifications (for anna@example.nl): 4 read, 4 added" in mixed.stdout
+
+
+def test_an_empty_pid_file_left_by_a_power_cut_does_not_block_the_server(
+    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    env = _env(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir))
+    assert _cli("load", cwd=tmp_path, env=env).returncode == 0
+    assert _cli("stop", cwd=tmp_path, env=env).returncode == 0
+    pid_file = embedded_data_dir / "pgdata" / "postmaster.pid"
+    pid_file.write_bytes(b"")  # what a crash between create and write leaves
+
+    again = _cli("load", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "details fetched 0, reused" in again.stdout  # the same history
+    status = _cli("status", cwd=tmp_path, env=env)
+    assert status.stdout.splitlines()[-1].startswith(
+        "embedded PostgreSQL: running, pid "
+    )
