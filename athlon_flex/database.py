@@ -21,7 +21,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from athlon_flex.errors import StageError
+from athlon_flex.errors import ConfigurationError, StageError
 from athlon_flex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,21 +108,91 @@ class PostgresAddress:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
+def _is_our_postmaster(info: object) -> bool:
+    """Whether postmaster.pid's process is the server that wrote it.
+
+    pgserver only asks whether a process with that pid is alive. After a crash or a
+    reboot the file stays behind and its pid may belong to any other process by
+    then: the server was taken as running, `status` said so, and every command
+    failed to connect until someone deleted the file by hand. The process must
+    also have started when the file says the server did.
+    """
+    if info is None or not info.is_running():  # type: ignore[attr-defined]
+        return False
+    try:
+        created = info.process.create_time()  # type: ignore[attr-defined]
+    except Exception:  # psutil.Error: gone meanwhile, or not ours to inspect
+        return False
+    started = info.start_time.timestamp()  # type: ignore[attr-defined]
+    return abs(created - started) < 5
+
+
+def _read_postmaster_info(pgdata: Path):  # -> PostmasterInfo | None
+    """postmaster.pid, read again while the server is still writing it."""
+    from pgserver.utils import PostmasterInfo
+
+    for _ in range(50):
+        try:
+            return PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+        except (AssertionError, ValueError, OSError, KeyError):
+            time.sleep(0.1)
+    return None
+
+
+def _forget_stale_pid_file(pgdata: Path) -> None:
+    """Remove a postmaster.pid whose pid now belongs to another process, or one
+    that stays unreadable (empty after a power cut) and names no live process."""
+    pid_file = pgdata / "postmaster.pid"
+    info = _read_postmaster_info(pgdata)
+    if info is None and pid_file.is_file():
+        first = pid_file.read_text(encoding="utf-8", errors="replace").split("\n")[0]
+        if first.strip().isdigit():
+            import psutil
+
+            if psutil.pid_exists(int(first)):
+                return  # a server writing it still: pgserver will say so
+        log.warning(
+            "%s cannot be read (%r...): removing it and starting the server",
+            pid_file,
+            first[:20],
+        )
+        pid_file.unlink(missing_ok=True)
+        return
+    if info is not None and info.is_running() and not _is_our_postmaster(info):
+        log.warning(
+            "%s names pid %s, which is another process now (the server stopped "
+            "without removing it): removing it and starting the server",
+            pgdata / "postmaster.pid",
+            info.pid,
+        )
+        with contextlib.suppress(FileNotFoundError):
+            (pgdata / "postmaster.pid").unlink()
+
+
 def _start_embedded(data_dir: Path):  # -> pgserver.PostgresServer (imported lazily)
     """Start (or find running) the pgserver instance whose data lives under data_dir."""
     import pgserver  # heavy-ish import; only the embedded path needs it
     from pgserver.utils import PostmasterInfo
 
     pgdata = data_dir / "pgdata"
-    data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file there, a read-only or missing parent
+        why = "not a folder" if data_dir.exists() else error.strerror or str(error)
+        raise ConfigurationError(
+            f"ATHLON_DATA_DIR={str(data_dir)!r}: cannot create the data folder "
+            f"({why}); point it at a writable folder. Nothing was changed."
+        ) from None
+    try:
+        _forget_stale_pid_file(pgdata)
         # cleanup_mode=None: the server outlives this process; the next command
         # reuses it.
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         # get_server caches its handle per folder: if the server stopped since this
         # process first started it, start it again rather than hand out a dead one.
         info = PostmasterInfo.read_from_pgdata(server.pgdata)
-        if info is None or not info.is_running():
+        if not _is_our_postmaster(info):
+            _forget_stale_pid_file(server.pgdata)
             with server._lock:
                 server.ensure_postgres_running()
         return server
@@ -154,19 +224,11 @@ class EmbeddedStatus:
 
 def embedded_status(data_dir: Path) -> EmbeddedStatus:
     """Whether the embedded server under data_dir runs; never starts it."""
-    from pgserver.utils import PostmasterInfo
-
     pgdata = data_dir / "pgdata"
-    info = None
     # postmaster.pid gains its lines one by one while the server starts; pgserver's
     # parser asserts on a partial file. Read again until it is whole (or gone).
-    for _ in range(50):
-        try:
-            info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
-            break
-        except (AssertionError, ValueError, OSError):
-            time.sleep(0.1)
-    if info is None or not info.is_running():
+    info = _read_postmaster_info(pgdata)
+    if not _is_our_postmaster(info):
         return EmbeddedStatus(pgdata=pgdata, running=False)
     return EmbeddedStatus(
         pgdata=pgdata,

@@ -110,17 +110,29 @@ class Settings(BaseSettings):
     gross_yearly_income: float | None = Field(default=None, gt=0)
     apply_loonheffingskorting: bool = True
     athlon_max_concurrency: int = Field(default=8, ge=1, le=64)
-    athlon_http_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Every float has a finite upper bound: `inf` or 1e20 passed validation and then
+    # broke every load (httpx, timedelta) or the watch's wait with a traceback.
+    athlon_http_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, allow_inf_nan=False
+    )
     athlon_http_max_retries: int = Field(default=5, ge=0, le=20)
     # First retry waits about this long (then doubling, with jitter); tests use ~0.
     athlon_http_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     athlon_max_shrink_percent: float = Field(default=50.0, ge=0, le=100)
-    athlon_details_refresh_hours: float = Field(default=24.0, ge=0)
+    athlon_details_refresh_hours: float = Field(
+        default=24.0, ge=0, le=24 * 366, allow_inf_nan=False
+    )
 
     # --- `athlon-flex watch` (and the Airflow trigger) ------------------------------
-    athlon_watch_interval_seconds: float = Field(default=30.0, gt=0)
-    athlon_watch_min_gap_seconds: float = Field(default=60.0, ge=0)
-    athlon_watch_cycle_seconds: float = Field(default=600.0, gt=0)
+    athlon_watch_interval_seconds: float = Field(
+        default=30.0, gt=0, le=86400, allow_inf_nan=False
+    )
+    athlon_watch_min_gap_seconds: float = Field(
+        default=60.0, ge=0, le=86400, allow_inf_nan=False
+    )
+    athlon_watch_cycle_seconds: float = Field(
+        default=600.0, gt=0, le=86400, allow_inf_nan=False
+    )
 
     # --- Where state lives --------------------------------------------------------
     athlon_data_dir: Path = Path(".athlon")
@@ -171,6 +183,32 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("athlon_data_dir", "notify_subscriptions_file", mode="before")
+    @classmethod
+    def _path_has_no_nul(cls, value: object) -> object:
+        # The OS refuses such a path later, with a traceback (ValueError).
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL byte")
+        return value
+
+    @field_validator(
+        "athlon_api_url",
+        "athlon_data_dir",
+        "postgres_host",
+        "postgres_user",
+        "smtp_host",
+        "smtp_user",
+        "notify_subscriptions_file",
+        mode="before",
+    )
+    @classmethod
+    def _no_stray_whitespace(cls, value: object) -> object:
+        # `ATHLON_DATA_DIR=/srv/athlon ` (a space pasted into an env file) is
+        # another folder, `SMTP_HOST= x` another host: refused, never guessed.
+        if isinstance(value, str) and value != value.strip():
+            raise ValueError("starts or ends with whitespace; remove it")
+        return value
 
     @field_validator("email_to", "alert_email_to")
     @classmethod
@@ -279,3 +317,12 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
+    except UnicodeDecodeError as error:  # a .env saved in another encoding
+        raise SettingsError(
+            f"Invalid configuration: .env is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); save it as UTF-8"
+        ) from None
+    except OSError as error:  # a .env that cannot be read
+        raise SettingsError(
+            f"Invalid configuration: cannot read .env: {error.strerror or error}"
+        ) from None

@@ -252,6 +252,11 @@ def load_subscriptions(path: Path) -> tuple[Subscription, ...]:
             f"Cannot read subscriptions file {path}: {error.strerror or error}; "
             f"{nothing_sent}. Fix NOTIFY_SUBSCRIPTIONS_FILE."
         ) from None
+    except UnicodeDecodeError as error:  # saved as Latin-1 (an accented name)
+        raise NotifyConfigurationError(
+            f"Subscriptions file {path} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); save it as UTF-8; {nothing_sent}."
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:

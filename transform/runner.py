@@ -314,7 +314,14 @@ def docs_server(site: Path, port: int = 8080) -> http.server.ThreadingHTTPServer
     handler = functools.partial(
         http.server.SimpleHTTPRequestHandler, directory=str(folder)
     )
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    try:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as error:  # the port is taken, or not ours to bind
+        raise TransformError(
+            f"Cannot serve the docs site on 127.0.0.1:{port} "
+            f"({error.strerror or error}); pick another --port. The site stays in "
+            f"{folder}."
+        ) from None
 
 
 def serve_docs(site: Path, port: int = 8080) -> None:

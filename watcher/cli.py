@@ -267,6 +267,9 @@ def status() -> None:
 
     typer.echo(f"dbt project: {PROJECT_DIR}")
     typer.echo(f"Airflow DAGs: {dags_folder()}")
+    demo = embedded_status(_demo_dir(settings))
+    if demo.running:  # `athlon-flex demo` leaves its own server running
+        typer.echo(f"the demo's {demo}")
     if not settings.uses_embedded_postgres:
         typer.echo(
             f"PostgreSQL: {settings.postgres_host}:{settings.postgres_port}/"
@@ -276,13 +279,35 @@ def status() -> None:
     typer.echo(str(embedded_status(settings.data_dir)))
 
 
+def _demo_dir(settings: Settings) -> Path:
+    """Where `athlon-flex demo` keeps its own embedded server (simulation/demo.py)."""
+    return settings.data_dir / "demo"
+
+
 @app.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL (its data stays; the next command restarts it)."""
     settings = _settings()
     from athlon_flex.database import embedded_status, stop_embedded
 
+    demo_dir = _demo_dir(settings)
+    demo_running = embedded_status(demo_dir).running
+    if demo_running:
+        # Under the demo server's own lock (a demo still running is refused), on
+        # its `postgres` database, so that nothing is created there.
+        demo = settings.model_copy(
+            update={
+                "athlon_data_dir": demo_dir,
+                "postgres_host": None,
+                "postgres_db": "postgres",
+            }
+        )
+        _run_stage(_locked(demo, lambda: None))
+        _run_stage(lambda: stop_embedded(demo_dir))
+        typer.echo(f"the demo's embedded PostgreSQL stopped; data kept in {demo_dir}")
     if not settings.uses_embedded_postgres:
+        if demo_running:
+            return
         typer.echo("error: POSTGRES_HOST is set: there is no embedded server", err=True)
         raise typer.Exit(code=2)
     if not embedded_status(settings.data_dir).running:
@@ -335,7 +360,16 @@ def migrate_from_original(
             err=True,
         )
         raise typer.Exit(code=2)
-    recipients = tuple(recipient or settings.email_to)
+    if recipient:  # the one rule for addresses (athlon_flex/addresses.py)
+        from athlon_flex.addresses import unique_addresses
+
+        try:
+            recipients = tuple(unique_addresses(recipient, where="--recipient"))
+        except ValueError as error:
+            typer.echo(f"error: --recipient: {error}", err=True)
+            raise typer.Exit(code=2) from None
+    else:
+        recipients = tuple(settings.email_to)
     summary = _run_stage(
         _locked(
             settings,
@@ -385,6 +419,11 @@ def import_original_filter(
             text = Path(old_filter[1:]).read_text(encoding="utf-8")
         except OSError as error:
             raise refuse(f"cannot read {old_filter[1:]}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise refuse(
+                f"{old_filter[1:]} is not UTF-8 text ({error.reason} at byte "
+                f"{error.start}); save it as UTF-8"
+            ) from None
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as error:
@@ -416,14 +455,24 @@ def import_original_filter(
     if output is None:
         typer.echo(document, nl=False)
     else:
-        output.write_text(document, encoding="utf-8")
+        try:  # "x": never overwrites, also a file created since the check above
+            with output.open("x", encoding="utf-8") as handle:
+                handle.write(document)
+        except FileExistsError:
+            raise refuse(f"{output} exists; choose another --output") from None
+        except OSError as error:  # a missing folder, a read-only file system
+            raise refuse(
+                f"cannot write {output}: {error.strerror or error}; nothing was written"
+            ) from None
         typer.echo(f"wrote {output}; set NOTIFY_SUBSCRIPTIONS_FILE to it", err=True)
 
 
 @app.command("fake-api")
 def fake_api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")
+    ] = 8000,
     clusters: Annotated[int, typer.Option(min=0, help="Makes and models.")] = 100,
     vehicles_per_cluster: Annotated[
         int, typer.Option(min=1, help="Vehicles in each cluster.")
@@ -440,16 +489,20 @@ def fake_api(
     """Serve the simulated showroom API (set ATHLON_API_URL to the printed URL)."""
     from simulation.fake_api import serve
 
-    serve(
-        host=host,
-        port=port,
-        clusters=clusters,
-        vehicles_per_cluster=vehicles_per_cluster,
-        latency_ms=latency_ms,
-        seed=seed,
-        username=username,
-        password=password,
-    )
+    try:
+        serve(
+            host=host,
+            port=port,
+            clusters=clusters,
+            vehicles_per_cluster=vehicles_per_cluster,
+            latency_ms=latency_ms,
+            seed=seed,
+            username=username,
+            password=password,
+        )
+    except (OSError, ValueError) as error:  # a taken port, half a login
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -551,7 +604,9 @@ def bench(
 
 @app.command()
 def docs(
-    port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8081,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the docs site.")
+    ] = 8081,
     generate_only: Annotated[
         bool,
         typer.Option(

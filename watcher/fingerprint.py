@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import psycopg2
 
-from athlon_flex.database import connect, ensure_postgres
+from athlon_flex.database import DatabaseError, connect, ensure_postgres
 from athlon_flex.errors import StageError
 from athlon_flex.settings import Settings
 
@@ -120,7 +120,9 @@ def loaded_fingerprint(settings: Settings) -> Fingerprint | None:
                 " first_vehicle_id from raw.vehicle_clusters"
             )
             rows = cursor.fetchall()
-    except psycopg2.Error as error:
+    except (psycopg2.Error, DatabaseError) as error:
+        # DatabaseError: the server cannot be reached or started (a PostgreSQL
+        # restart). A poll failure like any other: the watch outlives it.
         raise WatchError(
             f"Could not read raw.vehicle_clusters: {str(error).strip()}"
         ) from None
