@@ -108,23 +108,29 @@ class PostgresAddress:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
-def _is_our_postmaster(info: object) -> bool:
-    """Whether postmaster.pid's process is the server that wrote it.
+def _is_our_postmaster(info: object, pgdata: Path) -> bool:
+    """Whether postmaster.pid's process is the server of this data folder.
 
     pgserver only asks whether a process with that pid is alive. After a crash or a
     reboot the file stays behind and its pid may belong to any other process by
     then: the server was taken as running, `status` said so, and every command
-    failed to connect until someone deleted the file by hand. The process must
-    also have started when the file says the server did.
+    failed to connect until someone deleted the file by hand. A postmaster works in
+    its data folder (PostgreSQL changes into it), so the process's working folder
+    must be this one. When the process cannot be inspected, it counts as the
+    server: removing a live server's postmaster.pid would let a second one start
+    on the same data.
     """
+    import psutil
+
     if info is None or not info.is_running():  # type: ignore[attr-defined]
         return False
     try:
-        created = info.process.create_time()  # type: ignore[attr-defined]
-    except Exception:  # psutil.Error: gone meanwhile, or not ours to inspect
+        folder = Path(info.process.cwd())  # type: ignore[attr-defined]
+    except psutil.NoSuchProcess:
         return False
-    started = info.start_time.timestamp()  # type: ignore[attr-defined]
-    return abs(created - started) < 5
+    except psutil.Error:  # not ours to inspect: never judged stale
+        return True
+    return folder.resolve() == pgdata.resolve()
 
 
 def _read_postmaster_info(pgdata: Path):  # -> PostmasterInfo | None
@@ -158,7 +164,7 @@ def _forget_stale_pid_file(pgdata: Path) -> None:
         )
         pid_file.unlink(missing_ok=True)
         return
-    if info is not None and info.is_running() and not _is_our_postmaster(info):
+    if info is not None and info.is_running() and not _is_our_postmaster(info, pgdata):
         log.warning(
             "%s names pid %s, which is another process now (the server stopped "
             "without removing it): removing it and starting the server",
@@ -191,8 +197,8 @@ def _start_embedded(data_dir: Path):  # -> pgserver.PostgresServer (imported laz
         # get_server caches its handle per folder: if the server stopped since this
         # process first started it, start it again rather than hand out a dead one.
         info = PostmasterInfo.read_from_pgdata(server.pgdata)
-        if not _is_our_postmaster(info):
-            _forget_stale_pid_file(server.pgdata)
+        if not _is_our_postmaster(info, Path(server.pgdata)):
+            _forget_stale_pid_file(Path(server.pgdata))
             with server._lock:
                 server.ensure_postgres_running()
         return server
@@ -228,7 +234,7 @@ def embedded_status(data_dir: Path) -> EmbeddedStatus:
     # postmaster.pid gains its lines one by one while the server starts; pgserver's
     # parser asserts on a partial file. Read again until it is whole (or gone).
     info = _read_postmaster_info(pgdata)
-    if not _is_our_postmaster(info):
+    if not _is_our_postmaster(info, pgdata):
         return EmbeddedStatus(pgdata=pgdata, running=False)
     return EmbeddedStatus(
         pgdata=pgdata,
