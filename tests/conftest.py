@@ -36,6 +36,9 @@ LONGEST_FIRST = (
     "tests/notifier/test_back_again.py",
     "tests/dags/test_dag_runs.py",
     "tests/faults/test_odd_showroom.py",
+    # Ranked from their first runs (2 December, evening), not from two whole runs.
+    "tests/pipeline/test_adversary_ops.py",
+    "tests/faults/test_adversary_loader.py",
     "tests/pipeline/test_bench.py",
     "tests/notifier/test_daily_digest.py",
     "tests/original/test_migrate.py",
@@ -45,6 +48,7 @@ LONGEST_FIRST = (
     "tests/loader/test_memory.py",
     "tests/faults/test_postgres_restart.py",
     "tests/faults/test_notify_killed.py",
+    "tests/faults/test_adversary_notifier.py",
     "tests/pipeline/test_installed_tool.py",
     "tests/pipeline/test_cli_run.py",
     "tests/dbt/test_availability_scenario.py",
