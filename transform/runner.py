@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from collections import Counter
@@ -322,6 +323,22 @@ def docs_server(site: Path, port: int = 8080) -> http.server.ThreadingHTTPServer
             f"({error.strerror or error}); pick another --port. The site stays in "
             f"{folder}."
         ) from None
+
+
+def check_docs_port(port: int) -> None:
+    """TransformError now if 127.0.0.1:`port` cannot be served (taken, not ours), so
+    that `athlon-flex docs` fails before the site's generation, not after it."""
+    with socket.socket() as probe:
+        # As ThreadingHTTPServer binds: a port in TIME_WAIT is free to it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise TransformError(
+                f"Cannot serve the docs site on 127.0.0.1:{port} "
+                f"({error.strerror or error}); pick another --port. Nothing was "
+                "generated."
+            ) from None
 
 
 def serve_docs(site: Path, port: int = 8080) -> None:

@@ -620,8 +620,10 @@ def docs(
 ) -> None:
     """Generate the dbt docs site (lineage, every model and column) and serve it."""
     settings = _settings()
-    from transform.runner import generate_docs, serve_docs
+    from transform.runner import check_docs_port, generate_docs, serve_docs
 
+    if not generate_only:  # a taken port fails now, not after the generation
+        _run_stage(lambda: check_docs_port(port))
     site = _run_stage(lambda: generate_docs(settings, output_dir=output_dir))
     typer.echo(f"docs site written to {site}")
     if not generate_only:

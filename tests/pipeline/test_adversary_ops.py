@@ -243,23 +243,22 @@ def test_fake_api_with_half_a_login_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_docs_on_a_taken_port_is_one_error_line(
-    fake_api: FakeShowroom, embedded_data_dir: Path, tmp_path: Path
+    embedded_data_dir: Path, tmp_path: Path
 ) -> None:
-    env = _env(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir))
-    assert _cli("run", cwd=tmp_path, env=env).returncode == 0
+    """Refused before the site's generation (which takes a dbt run), not after."""
+    env = _env(ATHLON_DATA_DIR=str(embedded_data_dir))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = _cli("docs", "--port", str(port), cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    site = embedded_data_dir / "dbt" / "docs"
-    assert result.stderr.splitlines()[-1] == (
+    assert result.stderr.splitlines() == [
         f"error: Cannot serve the docs site on 127.0.0.1:{port} (Address already "
-        f"in use); pick another --port. The site stays in {site}."
-    )
-    assert (site / "index.html").exists()
+        "in use); pick another --port. Nothing was generated."
+    ]
+    assert result.stdout == ""
+    assert not (embedded_data_dir / "dbt" / "docs").exists()
 
 
 def test_watch_outlives_its_database_going_away_between_cycles(
@@ -318,20 +317,15 @@ def test_a_trailing_space_in_the_data_dir_is_refused_in_one_line(
     folder: it was created, a second server failed to start in it (exit 1, a
     message naming no setting), beside the real history."""
     env = _env(ATHLON_API_URL=fake_api.url, ATHLON_DATA_DIR=str(embedded_data_dir))
-    first = _cli("run", cwd=tmp_path, env=env)
-    assert first.returncode == 0, first.stderr[-2000:]
-    vehicles = len(fake_api.catalog.vehicles)
-    assert f"console: {vehicles} vehicles, {vehicles} recorded" in first.stdout
-
     spaced = f"{embedded_data_dir} "
-    again = _cli("run", cwd=tmp_path, env={**env, "ATHLON_DATA_DIR": spaced})
-    assert again.returncode == 2, again.stdout + again.stderr[-2000:]
-    assert _one_line(again.stderr) == (
+    refused = _cli("run", cwd=tmp_path, env={**env, "ATHLON_DATA_DIR": spaced})
+    assert refused.returncode == 2, refused.stdout + refused.stderr[-2000:]
+    assert _one_line(refused.stderr) == (
         f"error: Invalid configuration: ATHLON_DATA_DIR={spaced!r}: starts or ends "
         "with whitespace; remove it"
     )
     assert not Path(spaced).exists()
-    assert again.stdout == ""
+    assert refused.stdout == ""
 
 
 def test_status_and_stop_know_the_server_the_demo_left_running(
@@ -339,23 +333,13 @@ def test_status_and_stop_know_the_server_the_demo_left_running(
 ) -> None:
     """README: `status` shows the embedded PostgreSQL, `stop` stops it. After
     `demo`, one ran under ATHLON_DATA_DIR/demo that `status` called stopped and
-    `stop` called already stopped."""
-    from athlon_flex.database import embedded_status
+    `stop` called already stopped. The server is started here where the demo
+    starts its own (simulation/demo.py; tests/pipeline/test_demo.py runs the demo)."""
+    from athlon_flex.database import _start_embedded, embedded_status
 
     env = _env(ATHLON_DATA_DIR=str(embedded_data_dir))
-    demo = _cli(
-        "demo",
-        "--cycles",
-        "2",
-        "--clusters",
-        "2",
-        "--vehicles-per-cluster",
-        "2",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert demo.returncode == 0, demo.stderr[-2000:]
     demo_dir = embedded_data_dir / "demo"
+    _start_embedded(demo_dir)
     running = embedded_status(demo_dir)
     assert running.running
 
