@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 
 from athlon_flex.settings import Settings
 from notifier.errors import NotifyConfigurationError, NotifyError
@@ -27,7 +26,7 @@ from tests.faults.invariant import (
     cli_env,
     notifications,
 )
-from tests.support.smtp import HOST, RecordingHandler, SmtpServer, _free_port
+from tests.support.smtp import RecordingHandler, SmtpServer, running_smtp_server
 from watcher.cycle import run_cycle
 
 ANNA = RECIPIENT
@@ -214,15 +213,8 @@ class HangUpAfterEachMessage(RecordingHandler):
 
 @pytest.fixture
 def hanging_up() -> Iterator[SmtpServer]:
-    handler = HangUpAfterEachMessage()
-    controller = Controller(handler, hostname=HOST, port=_free_port())
-    controller.start()
-    try:
-        yield SmtpServer(
-            host=HOST, port=controller.port, handler=handler, controller=controller
-        )
-    finally:
-        controller.stop()
+    with running_smtp_server(HangUpAfterEachMessage()) as server:
+        yield server
 
 
 def test_a_server_that_hangs_up_after_a_message_fails_no_one_after_it(

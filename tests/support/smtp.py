@@ -12,6 +12,7 @@ that keeps one copy per Message-ID (as Gmail does) would show.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import socket
@@ -188,10 +189,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A local SMTP server for one test (starting it takes milliseconds)."""
-    handler = RecordingHandler()
+@contextlib.contextmanager
+def running_smtp_server(handler: RecordingHandler) -> Iterator[SmtpServer]:
+    """aiosmtpd with `handler` on a free local port until the block ends."""
     controller = Controller(handler, hostname=HOST, port=_free_port())
     controller.start()
     try:
@@ -200,3 +200,10 @@ def smtp_server() -> Iterator[SmtpServer]:
         )
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A local SMTP server for one test (starting it takes milliseconds)."""
+    with running_smtp_server(RecordingHandler()) as server:
+        yield server
